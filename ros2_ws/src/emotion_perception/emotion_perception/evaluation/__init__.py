@@ -1,0 +1,1 @@
+"""Scoring, recordings (rosbag2 via rosbags), replay and reports."""

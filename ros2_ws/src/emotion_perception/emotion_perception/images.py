@@ -1,0 +1,191 @@
+"""sensor_msgs image encodings <-> numpy RGB, without cv_bridge.
+
+The core works on HxWx3 uint8 RGB arrays. These functions take the *fields* of a
+``sensor_msgs/Image`` (or ``CompressedImage``) rather than the message, so they run without ROS;
+``emotion_perception.ros.convert`` passes message fields in. Every malformed input raises
+``ImageError`` with a message naming the problem (encoding, size, step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+class ImageError(ValueError):
+    """A buffer that cannot be a valid image of the declared encoding and size."""
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """The pixel fields of a sensor_msgs/Image."""
+
+    height: int
+    width: int
+    encoding: str
+    step: int
+    data: bytes
+    is_bigendian: bool = False
+
+
+# encoding -> (channels, bytes per channel). yuv422 in ROS is UYVY byte order.
+_LAYOUT = {
+    "rgb8": (3, 1),
+    "bgr8": (3, 1),
+    "rgba8": (4, 1),
+    "bgra8": (4, 1),
+    "mono8": (1, 1),
+    "8UC1": (1, 1),
+    "mono16": (1, 2),
+    "16UC1": (1, 2),
+    "rgb16": (3, 2),
+    "bgr16": (3, 2),
+    "uyvy": (2, 1),
+    "yuv422": (2, 1),
+    "yuyv": (2, 1),
+    "yuv422_yuy2": (2, 1),
+}
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
+_UYVY = {"uyvy", "yuv422"}
+_YUYV = {"yuyv", "yuv422_yuy2"}
+
+
+def _rows(img: RawImage) -> np.ndarray:
+    """Validate sizes and return the pixel bytes as (height, width * bytes_per_pixel) uint8."""
+    if img.encoding not in _LAYOUT:
+        raise ImageError(
+            f"unsupported image encoding {img.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    if img.height <= 0 or img.width <= 0:
+        raise ImageError(f"empty image: {img.width}x{img.height} ({img.encoding})")
+    channels, depth = _LAYOUT[img.encoding]
+    row_bytes = img.width * channels * depth
+    if img.encoding in _UYVY | _YUYV and img.width % 2:
+        raise ImageError(f"{img.encoding} needs an even width, got {img.width}")
+    if img.step < row_bytes:
+        raise ImageError(
+            f"step {img.step} is smaller than width*bytes_per_pixel = {img.width}*{channels * depth}"
+            f" = {row_bytes} for {img.encoding}"
+        )
+    expected = img.step * img.height
+    if len(img.data) != expected:
+        raise ImageError(
+            f"data has {len(img.data)} bytes but step*height = {img.step}*{img.height} = {expected}"
+            f" ({img.encoding}, {img.width}x{img.height})"
+        )
+    buf = np.frombuffer(img.data, dtype=np.uint8).reshape(img.height, img.step)
+    return buf[:, :row_bytes]
+
+
+def _yuv422_to_rgb(pixels: np.ndarray, uyvy: bool) -> np.ndarray:
+    code = cv2.COLOR_YUV2RGB_UYVY if uyvy else cv2.COLOR_YUV2RGB_YUYV
+    return cv2.cvtColor(np.ascontiguousarray(pixels), code)
+
+
+def to_rgb(img: RawImage) -> np.ndarray:
+    """Decode a raw image to a contiguous HxWx3 uint8 RGB array (16-bit scaled to 8-bit)."""
+    rows = _rows(img)
+    channels, depth = _LAYOUT[img.encoding]
+    if img.encoding in _UYVY | _YUYV:
+        return _yuv422_to_rgb(rows.reshape(img.height, img.width, 2), img.encoding in _UYVY)
+    if depth == 2:
+        dtype = np.dtype(">u2" if img.is_bigendian else "<u2")
+        values = np.ascontiguousarray(rows).view(dtype).reshape(img.height, img.width, channels)
+        pixels = (values.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+    else:
+        pixels = rows.reshape(img.height, img.width, channels)
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
+    if img.encoding.startswith("bgr"):
+        pixels = pixels[:, :, 2::-1]
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def _rgb_to_yuv422(rgb: np.ndarray, uyvy: bool) -> np.ndarray:
+    """Pack RGB as 4:2:2 (BT.601, studio range, chroma averaged over each pixel pair)."""
+    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV).astype(np.float32)
+    h, w = rgb.shape[:2]
+    y = yuv[:, :, 0]
+    u = yuv[:, :, 1].reshape(h, w // 2, 2).mean(axis=2)
+    v = yuv[:, :, 2].reshape(h, w // 2, 2).mean(axis=2)
+    out = np.empty((h, w // 2, 4), dtype=np.float32)
+    if uyvy:
+        out[..., 0], out[..., 1], out[..., 2], out[..., 3] = u, y[:, 0::2], v, y[:, 1::2]
+    else:
+        out[..., 0], out[..., 1], out[..., 2], out[..., 3] = y[:, 0::2], u, y[:, 1::2], v
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(h, w * 2)
+
+
+def from_rgb(rgb: np.ndarray, encoding: str = "rgb8", *, row_padding: int = 0) -> RawImage:
+    """Encode an HxWx3 uint8 RGB array as a raw image (for publishing and tests).
+
+    ``row_padding`` adds bytes at the end of each row (step > width * bytes per pixel), as some
+    camera drivers do.
+    """
+    check_rgb(rgb)
+    if encoding not in _LAYOUT:
+        raise ImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    h, w = rgb.shape[:2]
+    if encoding in _UYVY | _YUYV:
+        if w % 2:
+            raise ImageError(f"{encoding} needs an even width, got {w}")
+        rows = _rgb_to_yuv422(rgb, encoding in _UYVY)
+    else:
+        channels, depth = _LAYOUT[encoding]
+        if channels == 1:
+            pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[:, :, None]
+        elif encoding.startswith("bgr"):
+            pixels = rgb[:, :, ::-1]
+        else:
+            pixels = rgb
+        if channels == 4:
+            pixels = np.concatenate([pixels, np.full((h, w, 1), 255, np.uint8)], axis=2)
+        if depth == 2:
+            pixels = (pixels.astype("<u2") * 257).astype("<u2")
+        rows = np.ascontiguousarray(pixels).view(np.uint8).reshape(h, -1)
+    if row_padding:
+        rows = np.concatenate([rows, np.zeros((h, row_padding), np.uint8)], axis=1)
+    return RawImage(h, w, encoding, rows.shape[1], rows.tobytes(), False)
+
+
+def check_rgb(rgb: np.ndarray) -> None:
+    """Raise ImageError unless ``rgb`` is a non-empty HxWx3 uint8 array."""
+    if not isinstance(rgb, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        raise ImageError(f"expected uint8 pixels, got {rgb.dtype}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ImageError(f"empty image of shape {rgb.shape}")
+
+
+def decode_compressed(fmt: str, data: bytes) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (jpeg or png) to RGB.
+
+    ``fmt`` is the message's format field, e.g. "jpeg", "png" or "bgr8; jpeg compressed bgr8".
+    """
+    kind = fmt.lower()
+    if not any(k in kind for k in ("jpeg", "jpg", "png")):
+        raise ImageError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
+    if not data:
+        raise ImageError(f"empty {fmt} buffer")
+    bgr = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"could not decode {len(data)} bytes as {fmt} (corrupt or truncated)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def encode_compressed(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> tuple[str, bytes]:
+    """Encode RGB as jpeg or png; returns (format field as image_transport writes it, bytes)."""
+    check_rgb(rgb)
+    ext = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}.get(fmt.lower())
+    if ext is None:
+        raise ImageError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if ext == ".jpg" else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ImageError(f"OpenCV could not encode a {rgb.shape} image as {fmt}")
+    name = "jpeg" if ext == ".jpg" else "png"
+    return f"rgb8; {name} compressed bgr8", buf.tobytes()

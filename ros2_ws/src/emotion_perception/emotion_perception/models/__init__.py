@@ -1,0 +1,1 @@
+"""Backbones, emotion heads and the registry of model profiles."""

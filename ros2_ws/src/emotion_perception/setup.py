@@ -1,0 +1,70 @@
+"""emotion_perception: an ament_python package that is also pip-installable.
+
+colcon uses the data_files below to install the ament index marker, package.xml, launch/ and
+config/ into share/emotion_perception; a pip wheel carries the same files (under the environment's
+share/ directory), so `pip install` and `colcon build` ship one layout.
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "emotion_perception"
+
+CORE = [
+    "numpy>=1.24",
+    "opencv-python-headless>=4.8,<5",  # 5.x dropped CascadeClassifier (our CPU face detector)
+    "PyYAML>=6",
+    "torch>=2.1",
+    "torchvision>=0.16",
+    "open_clip_torch>=2.24",
+    "h5py>=3.8",  # reads the FER2013 mini-Xception weights without TensorFlow
+    "rosbags>=0.10",  # rosbag2 reading/writing and CDR without ROS
+    "tqdm>=4.60",
+    "matplotlib>=3.7",
+]
+
+EXTRAS = {
+    # face-alignment's SFD / BlazeFace detectors (GPU robots); weights come from models/fetch.
+    "detectors": ["face-alignment>=1.4"],
+    # LLM bridge backends: Ollama's client; the OpenAI-compatible backend uses httpx directly.
+    "llm": ["ollama>=0.4", "httpx>=0.27"],
+    # The README's main job builds its recording from scikit-image's bundled astronaut photo.
+    "demo": ["scikit-image>=0.21"],
+}
+EXTRAS["test"] = sorted(
+    set(EXTRAS["detectors"] + EXTRAS["llm"] + EXTRAS["demo"])
+    | {"pytest>=7", "catkin_pkg>=0.5", "build>=1.0"}
+)
+EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Scene-aware facial emotion perception for robots (ROS 2), with an LLM bridge",
+    packages=find_packages(exclude=["test", "tests"]),
+    package_data={PACKAGE: ["model_profiles/*.yaml", "models/configs/*.json"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    zip_safe=False,
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            # Offline tools (no ROS needed).
+            "emotion-perception = emotion_perception.cli:main",
+            "emotion-train = emotion_perception.training.cli:train_main",
+            "emotion-evaluate = emotion_perception.training.cli:evaluate_main",
+            "emotion-fetch = emotion_perception.models.fetch:main",
+            # ROS 2 nodes (`ros2 run emotion_perception <name>`).
+            "perception_node = emotion_perception.ros.perception_node:main",
+            "llm_bridge = emotion_perception.ros.llm_bridge_node:main",
+            "eval_node = emotion_perception.ros.eval_node:main",
+        ],
+    },
+)
