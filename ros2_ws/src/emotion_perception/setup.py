@@ -42,7 +42,15 @@ setup(
     version="0.1.0",
     description="Scene-aware facial emotion perception for robots (ROS 2), with an LLM bridge",
     packages=find_packages(exclude=["test", "tests"]),
-    package_data={PACKAGE: ["model_profiles/*.yaml", "models/configs/*.json"]},
+    package_data={
+        PACKAGE: [
+            "model_profiles/*.yaml",
+            "models/configs/*.json",
+            # emotion_msgs definitions (a link to ../emotion_msgs), for bags and CDR without ROS.
+            "msg_definitions/msg/*.msg",
+            "msg_definitions/srv/*.srv",
+        ]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
