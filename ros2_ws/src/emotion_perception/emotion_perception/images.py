@@ -102,9 +102,17 @@ def to_rgb(img: RawImage) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, :3])
 
 
+# BT.601 studio range (Y 16..235, U/V 16..240): what cameras send and what OpenCV's
+# YUV2RGB_UYVY/YUYV decoders expect. (cv2.COLOR_RGB2YUV is full range and would not round-trip.)
+_RGB_TO_YUV601 = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float32
+) / 255.0
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float32)
+
+
 def _rgb_to_yuv422(rgb: np.ndarray, uyvy: bool) -> np.ndarray:
-    """Pack RGB as 4:2:2 (BT.601, studio range, chroma averaged over each pixel pair)."""
-    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV).astype(np.float32)
+    """Pack RGB as 4:2:2 (BT.601 studio range, chroma averaged over each pixel pair)."""
+    yuv = rgb.astype(np.float32) @ _RGB_TO_YUV601.T + _YUV_OFFSET
     h, w = rgb.shape[:2]
     y = yuv[:, :, 0]
     u = yuv[:, :, 1].reshape(h, w // 2, 2).mean(axis=2)
