@@ -102,3 +102,27 @@ def test_core_never_imports_rclpy():
             if any(n.split(".")[0] in {"rclpy", "launch_ros", "rosidl_runtime_py"} for n in names):
                 offenders.append(f"{rel}:{node.lineno}")
     assert not offenders, f"ROS imports in the core: {offenders}"
+
+
+def test_colcon_installs_nodes_where_ros2_run_looks(tmp_path):
+    """colcon (Debian's, no ROS needed for an ament_python package) puts the executables in
+    lib/emotion_perception and launch/config under share/emotion_perception."""
+    import shutil
+
+    if shutil.which("colcon") is None:
+        pytest.skip("colcon is not installed (apt-get install colcon python3-colcon-ros)")
+    src = tmp_path / "src"
+    shutil.copytree(PACKAGE_DIR, src / "emotion_perception", symlinks=False)
+    proc = subprocess.run(
+        ["colcon", "build", "--packages-select", "emotion_perception", "--base-paths", "src"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    prefix = tmp_path / "install" / "emotion_perception"
+    for node in ["perception_node", "llm_bridge", "eval_node"]:
+        assert (prefix / "lib" / "emotion_perception" / node).is_file(), node
+    for rel in expected_share_files():
+        assert (prefix / "share" / "emotion_perception" / rel).is_file(), rel
