@@ -24,8 +24,10 @@ CORE = [
 ]
 
 EXTRAS = {
-    # face-alignment's SFD / BlazeFace detectors (GPU robots); weights come from models/fetch.
-    "detectors": ["face-alignment>=1.4"],
+    # What face-alignment's SFD / BlazeFace detectors need at run time. face-alignment itself is
+    # installed with `pip install --no-deps face-alignment`: it declares the full opencv-python,
+    # which would shadow the headless wheel and needs libGL on the robot.
+    "detectors": ["numba>=0.58", "scipy>=1.10"],
     # LLM bridge backends: Ollama's client; the OpenAI-compatible backend uses httpx directly.
     "llm": ["ollama>=0.4", "httpx>=0.27"],
     # The README's main job builds its recording from scikit-image's bundled astronaut photo.
