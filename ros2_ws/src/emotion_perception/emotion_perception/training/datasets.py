@@ -1,0 +1,388 @@
+"""Readers for the DFEW and FERV39k video-emotion datasets, and the clip dataset the loops use.
+
+Both readers turn a split file into ``ClipRecord``s (frame folders + canonical label) and check the
+whole list up front, so a missing or empty clip folder, an unknown label or a bad row stops the run
+at once with one error that names the split file and line — not hours later inside a worker.
+
+DFEW (``root`` = the dataset folder)::
+
+    Clip/clip_224x224/<clip id>/*.jpg             frames (folder names may be zero-padded: 00001)
+    EmoLabel_DataSplit/train(single-labeled)/set_<fold>.csv   header "video_name,label"
+    EmoLabel_DataSplit/test(single-labeled)/set_<fold>.csv    labels 1..7 = DFEW's order
+
+DFEW has no separate scene stream; the frame itself serves as the scene unless a ``scenes_root``
+with the same clip folders is given.
+
+FERV39k (each path can be overridden)::
+
+    2_ClipsforFaceCrop/<Scene>/<Emotion>/<clip>/*.jpg      face crops
+    3_ClipsforScenImages/<Scene>/<Emotion>/<clip>/*.jpg    original scene frames (same clip paths)
+    4_setups/All_scenes/{train,test}_All.csv               rows "<clip path> <label>"
+
+FERV39k rows are separated by a space (a comma also works); the label is a class name or a
+0-based id in FERV39k's alphabetical order (Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise).
+Both datasets are mapped to the canonical class order by class name.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..labels import CLASS_NAMES, class_id, polarity_target
+from .sampling import frame_names, matching_indices, sample_indices
+
+log = logging.getLogger(__name__)
+
+DFEW_CLASS_ORDER = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")  # labels 1..7
+FERV39K_CLASS_ORDER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # ids 0..6
+DFEW_SPLIT_DIRS = {"train": "train(single-labeled)", "test": "test(single-labeled)"}
+DFEW_FOLDS = (1, 2, 3, 4, 5)
+
+
+class DatasetError(ValueError):
+    """A dataset file or folder is malformed; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    name: str  # clip id (DFEW) or relative clip path (FERV39k)
+    label: int  # canonical class id
+    face_dir: Path
+    face_frames: tuple[str, ...]  # file names, natural order
+    scene_dir: Path | None = None  # None: the face frames double as the scene
+    scene_frames: tuple[str, ...] = ()
+    source: str = ""  # "split file:line", for error messages
+
+
+def list_frames(folder: Path, source: str) -> tuple[str, ...]:
+    """The image files of a clip folder in natural order; a missing or empty folder is an error."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        raise DatasetError(f"{source}: clip folder {folder} does not exist") from None
+    except NotADirectoryError:
+        raise DatasetError(f"{source}: {folder} is not a folder") from None
+    frames = frame_names(names)
+    if not frames:
+        raise DatasetError(f"{source}: clip folder {folder} holds no image frames")
+    return tuple(frames)
+
+
+def _clip_id_key(name: str) -> str:
+    """DFEW clip ids compare as numbers where they are numbers ("00001" == "1")."""
+    name = name.strip()
+    return str(int(name)) if name.isdigit() else name
+
+
+# --------------------------------------------------------------------------------------- DFEW
+
+
+def dfew_split_file(root: Path, fold: int, split: str) -> Path:
+    if fold not in DFEW_FOLDS:
+        raise DatasetError(f"DFEW fold must be one of {DFEW_FOLDS}, got {fold}")
+    if split not in DFEW_SPLIT_DIRS:
+        raise DatasetError(f"DFEW split must be 'train' or 'test', got {split!r}")
+    return Path(root) / "EmoLabel_DataSplit" / DFEW_SPLIT_DIRS[split] / f"set_{fold}.csv"
+
+
+def read_dfew(
+    root: str | Path,
+    fold: int,
+    split: str,
+    *,
+    clips_root: str | Path | None = None,
+    scenes_root: str | Path | None = None,
+) -> list[ClipRecord]:
+    """The clips of one DFEW fold's train or test list."""
+    root = Path(root)
+    clips_root = Path(clips_root) if clips_root else root / "Clip" / "clip_224x224"
+    csv_path = dfew_split_file(root, fold, split)
+    if not csv_path.is_file():
+        raise DatasetError(f"DFEW split file {csv_path} does not exist")
+    if not clips_root.is_dir():
+        raise DatasetError(f"DFEW clip folder {clips_root} does not exist")
+    folders = _folder_index(clips_root)
+    scene_folders = _folder_index(Path(scenes_root)) if scenes_root else None
+
+    records = []
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        rows = csv.reader(f)
+        for line_no, row in enumerate(rows, start=1):
+            where = f"{csv_path}:{line_no}"
+            if line_no == 1:
+                if [c.strip().lower() for c in row] != ["video_name", "label"]:
+                    raise DatasetError(f"{where}: expected the header 'video_name,label', got {','.join(row)!r}")
+                continue
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != 2 or not row[0].strip():
+                raise DatasetError(f"{where}: expected 'video_name,label', got {','.join(row)!r}")
+            name, raw_label = row[0].strip(), row[1].strip()
+            try:
+                number = int(raw_label)
+            except ValueError:
+                number = 0
+            if not 1 <= number <= len(DFEW_CLASS_ORDER):
+                raise DatasetError(f"{where}: unknown DFEW label {raw_label!r} (expected 1..7)")
+            folder = folders.get(_clip_id_key(name))
+            if folder is None:
+                raise DatasetError(f"{where}: clip folder for video {name!r} not found in {clips_root}")
+            face_dir = clips_root / folder
+            scene_dir, scene_frames = None, ()
+            if scene_folders is not None:
+                scene_folder = scene_folders.get(_clip_id_key(name))
+                if scene_folder is None:
+                    raise DatasetError(f"{where}: scene folder for video {name!r} not found in {scenes_root}")
+                scene_dir = Path(scenes_root) / scene_folder
+                scene_frames = list_frames(scene_dir, where)
+            records.append(
+                ClipRecord(
+                    name=name,
+                    label=class_id(DFEW_CLASS_ORDER[number - 1]),
+                    face_dir=face_dir,
+                    face_frames=list_frames(face_dir, where),
+                    scene_dir=scene_dir,
+                    scene_frames=scene_frames,
+                    source=where,
+                )
+            )
+    if not records:
+        raise DatasetError(f"{csv_path}: no clips listed")
+    return records
+
+
+def _folder_index(parent: Path) -> dict[str, str]:
+    if not parent.is_dir():
+        raise DatasetError(f"clip folder {parent} does not exist")
+    return {_clip_id_key(e.name): e.name for e in os.scandir(parent) if e.is_dir()}
+
+
+# ------------------------------------------------------------------------------------ FERV39k
+
+
+def ferv39k_label(raw: str) -> int:
+    """A FERV39k label (class name, or 0-based id in FERV39k's order) -> canonical id."""
+    raw = raw.strip()
+    if raw.isdigit():
+        number = int(raw)
+        if number >= len(FERV39K_CLASS_ORDER):
+            raise ValueError(f"FERV39k label id {number} out of range 0..{len(FERV39K_CLASS_ORDER) - 1}")
+        return class_id(FERV39K_CLASS_ORDER[number])
+    return class_id(raw)
+
+
+def read_ferv39k(
+    root: str | Path,
+    split: str,
+    *,
+    faces_root: str | Path | None = None,
+    scenes_root: str | Path | None = None,
+    split_file: str | Path | None = None,
+    use_scenes: bool = True,
+) -> list[ClipRecord]:
+    """The clips of FERV39k's train or test list, faces paired with their scene frames.
+
+    With ``use_scenes`` and no ``scenes_root``, ``<root>/3_ClipsforScenImages`` is used if it
+    exists; otherwise the face crops double as the scene (logged, since the scene stream then
+    carries no extra context).
+    """
+    root = Path(root)
+    if split not in ("train", "test"):
+        raise DatasetError(f"FERV39k split must be 'train' or 'test', got {split!r}")
+    faces_root = Path(faces_root) if faces_root else root / "2_ClipsforFaceCrop"
+    csv_path = Path(split_file) if split_file else root / "4_setups" / "All_scenes" / f"{split}_All.csv"
+    if not csv_path.is_file():
+        raise DatasetError(f"FERV39k split file {csv_path} does not exist")
+    if not faces_root.is_dir():
+        raise DatasetError(f"FERV39k face-crop folder {faces_root} does not exist")
+    if use_scenes and scenes_root is None:
+        default = root / "3_ClipsforScenImages"
+        if default.is_dir():
+            scenes_root = default
+        else:
+            log.warning("no FERV39k scene frames at %s: the face crops double as the scene", default)
+    elif scenes_root is not None and not Path(scenes_root).is_dir():
+        raise DatasetError(f"FERV39k scene folder {scenes_root} does not exist")
+    if not use_scenes:
+        scenes_root = None
+
+    records = []
+    with open(csv_path, encoding="utf-8-sig") as f:
+        for line_no, line in enumerate(f, start=1):
+            where = f"{csv_path}:{line_no}"
+            text = line.strip()
+            if not text:
+                continue
+            fields = [c.strip() for c in (text.split(",") if "," in text else text.split())]
+            if line_no == 1 and len(fields) == 2 and fields[1].lower() in ("label", "labels", "emotion", "class"):
+                continue  # header
+            if len(fields) != 2 or not fields[0]:
+                raise DatasetError(f"{where}: expected '<clip path> <label>', got {text!r}")
+            rel, raw_label = fields[0].replace("\\", "/").strip("/"), fields[1]
+            try:
+                label = ferv39k_label(raw_label)
+            except ValueError:
+                raise DatasetError(
+                    f"{where}: unknown FERV39k label {raw_label!r} (expected one of {', '.join(CLASS_NAMES)})"
+                ) from None
+            face_dir = faces_root / rel
+            scene_dir, scene_frames = None, ()
+            if scenes_root is not None:
+                scene_dir = Path(scenes_root) / rel
+                scene_frames = list_frames(scene_dir, where)
+            records.append(
+                ClipRecord(
+                    name=rel,
+                    label=label,
+                    face_dir=face_dir,
+                    face_frames=list_frames(face_dir, where),
+                    scene_dir=scene_dir,
+                    scene_frames=scene_frames,
+                    source=where,
+                )
+            )
+    if not records:
+        raise DatasetError(f"{csv_path}: no clips listed")
+    return records
+
+
+def read_split(kind: str, root: str | Path, split: str, *, fold: int | None = None, **options) -> list[ClipRecord]:
+    """Dispatch on the dataset kind ('dfew' needs a fold; options go to the reader)."""
+    if kind == "dfew":
+        if fold is None:
+            raise DatasetError("DFEW needs a fold (1..5)")
+        return read_dfew(root, int(fold), split, **options)
+    if kind == "ferv39k":
+        return read_ferv39k(root, split, **options)
+    raise DatasetError(f"unknown dataset kind {kind!r}; expected 'dfew' or 'ferv39k'")
+
+
+def stratified_split(
+    records: list[ClipRecord], fraction: float, seed: int
+) -> tuple[list[ClipRecord], list[ClipRecord]]:
+    """Carve a validation subset off a training list, per class, reproducibly.
+
+    Each class with at least two clips gives ``round(fraction * count)`` clips (at least one) to
+    validation, so a model is selected on data that it was not trained on and never on the test fold.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        by_class[r.label].append(i)
+    rng = np.random.default_rng(seed)
+    val_idx: set[int] = set()
+    for label in sorted(by_class):
+        members = by_class[label]
+        if len(members) < 2:
+            continue
+        n_val = min(len(members) - 1, max(1, int(round(fraction * len(members)))))
+        val_idx.update(rng.choice(members, size=n_val, replace=False).tolist())
+    train = [r for i, r in enumerate(records) if i not in val_idx]
+    val = [r for i, r in enumerate(records) if i in val_idx]
+    return train, val
+
+
+# -------------------------------------------------------------------------------- the dataset
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    """An image file as RGB uint8 [size, size, 3]: short side resized to ``size``, centre-cropped."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DatasetError(f"cannot read image {path}")
+    h, w = bgr.shape[:2]
+    scale = size / min(h, w)
+    if (h, w) != (size, size):
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        bgr = cv2.resize(bgr, (nw, nh), interpolation=interp)
+        top, left = (nh - size) // 2, (nw - size) // 2
+        bgr = bgr[top : top + size, left : left + size]
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class ClipDataset(Dataset):
+    """Sampled clips as the model's training input.
+
+    An item is a dict: ``face`` uint8 [T, S, S, 3], ``scene`` uint8 [T, S', S', 3] (when
+    ``with_scene``), ``mask`` bool [T], ``label`` and ``polarity`` (int64, polarity implied by the
+    label), ``index``. Training draws random frames within segments and flips whole clips
+    horizontally with probability ``flip``; evaluation is deterministic.
+    """
+
+    def __init__(
+        self,
+        records: list[ClipRecord],
+        *,
+        num_frames: int = 16,
+        face_size: int = 224,
+        scene_size: int = 224,
+        with_scene: bool = True,
+        train: bool = False,
+        flip: float = 0.5,
+    ):
+        if not records:
+            raise DatasetError("a dataset needs at least one clip")
+        self.records = list(records)
+        self.num_frames = num_frames
+        self.face_size = face_size
+        self.scene_size = scene_size
+        self.with_scene = with_scene
+        self.train = train
+        self.flip = flip if train else 0.0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.records], dtype=np.int64)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        # Torch's RNG is seeded per DataLoader worker and epoch, so draws differ across workers.
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())) if self.train else 0)
+        n = len(record.face_frames)
+        indices, mask = sample_indices(n, self.num_frames, train=self.train, rng=rng)
+        flip = self.flip > 0 and rng.random() < self.flip
+        face = self._load(record, record.face_dir, record.face_frames, indices, self.face_size, flip)
+        item = {
+            "face": torch.from_numpy(face),
+            "mask": torch.from_numpy(mask),
+            "label": torch.tensor(record.label, dtype=torch.int64),
+            "polarity": torch.tensor(polarity_target(record.label), dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+        if self.with_scene:
+            if record.scene_dir is None:
+                scene = face if self.scene_size == self.face_size else self._load(
+                    record, record.face_dir, record.face_frames, indices, self.scene_size, flip
+                )
+            else:
+                scene_idx = matching_indices(indices, mask, n, len(record.scene_frames))
+                scene = self._load(record, record.scene_dir, record.scene_frames, scene_idx, self.scene_size, flip)
+            item["scene"] = torch.from_numpy(scene)
+        return item
+
+    @staticmethod
+    def _load(record, folder: Path, frames: tuple[str, ...], indices: np.ndarray, size: int, flip: bool) -> np.ndarray:
+        out = np.zeros((len(indices), size, size, 3), dtype=np.uint8)  # padding slots stay black
+        for slot, idx in enumerate(indices):
+            if idx >= 0:
+                try:
+                    out[slot] = read_image(folder / frames[idx], size)
+                except DatasetError as e:
+                    raise DatasetError(f"{record.source}: {e}") from None
+        if flip:
+            out = np.ascontiguousarray(out[:, :, ::-1])
+        return out
