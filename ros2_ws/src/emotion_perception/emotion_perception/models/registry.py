@@ -62,9 +62,12 @@ def get_profile(name: str, directory: Path = PROFILE_DIR) -> Profile:
     return profiles[name]
 
 
-def build_model(profile: Profile | str, device="cpu", weights_dir: Path | None = None):
-    """Create the EmotionModel a profile describes, on ``device``, from local weights."""
+def build_model(profile: Profile | str, device="cpu", weights_dir: Path | None = None, **options):
+    """Create the EmotionModel a profile describes, on ``device``, from local weights.
+
+    ``options`` go to the kind's ``build`` (e.g. ``load_head=False`` for training from scratch).
+    """
     if isinstance(profile, str):
         profile = get_profile(profile)
     module = importlib.import_module(f"{__package__}.{KIND_MODULES[profile.kind]}")
-    return module.build(profile, weights_dir, device)
+    return module.build(profile, weights_dir, device, **options)
