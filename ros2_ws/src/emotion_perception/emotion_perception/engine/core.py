@@ -1,0 +1,303 @@
+"""The streaming perception engine: frames in, one EmotionEstimate per tracked face out.
+
+Why it is fast (DESIGN.md §5): naive clip inference re-encodes the whole window (16 frames x
+face and scene) for every prediction. Here every frame is encoded once:
+
+* Faces: per track, a ring buffer (``WindowBuffers``) of its last ``window`` face features. Each
+  frame, all visible faces of all frames in the call go through ``encode_faces`` in ONE batch,
+  and the head (``forward_window``) runs on the cached windows.
+* Scene: per source, the scene (whole frame resized to ``scene_size``) is encoded on the source's
+  frames 0, k, 2k, ... (k = ``scene_interval``), including frames without faces; the latest
+  scene feature is reused in between. Each track's buffer stores, next to the face feature of a
+  frame, the scene feature current at that frame, so the face and scene windows are frame-aligned
+  and a window equals ``model.forward`` on a clip whose scene frame t is the frame last
+  encoded at or before t. With k = 1 that is exactly the clip of the track's frames.
+* CUDA: crops are resized by cv2 straight into pinned host buffers, uploaded on a copy stream,
+  encoded on separate face and scene streams joined to the current stream by events, under
+  fp16/bf16 autocast. On CPU the same code runs with null streams (see ``device.Streams``).
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from ..faces import FaceTracker, crop_face
+from ..images import check_rgb
+from ..models.base import EmotionModel
+from ..types import Box, Detection, EmotionEstimate, Frame
+from .buffers import WindowBuffers
+from .device import PRECISIONS, Staging, Streams, autocast, resolve_device
+from .stats import LatencyStats
+
+STAGES = ("detect", "crop", "encode_face", "encode_scene", "head", "total")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    window: int = 16  # frames per track window (the head's T)
+    scene_interval: int = 4  # re-encode the scene every k frames of a source
+    face_margin: float = 0.25  # context around the face box, fraction of its side
+    max_missed: int = 5  # frames a face may go undetected and keep its id (and window)
+    iou_threshold: float = 0.3
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast)
+    cuda_streams: bool = True  # separate copy / face / scene streams on CUDA
+    max_faces: int = 8  # per frame, highest detector scores first
+    detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
+
+    def __post_init__(self) -> None:
+        for name in ("window", "scene_interval", "max_faces"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_missed < 0 or self.face_margin < 0 or self.detect_max_side < 0:
+            raise ValueError("EngineConfig.max_missed, face_margin and detect_max_side must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"EngineConfig.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+
+
+class _Source:
+    """Per-camera state: its tracker, frame counter and latest scene feature."""
+
+    def __init__(self, config: EngineConfig):
+        self.tracker = FaceTracker(config.iou_threshold, config.max_missed)
+        self.frames = 0
+        self.scene: torch.Tensor | None = None
+
+
+def _resize_into(src: np.ndarray, dst: np.ndarray) -> None:
+    """Resize ``src`` into the preallocated ``dst`` (a slice of a staging buffer) without a copy."""
+    interp = cv2.INTER_AREA if src.shape[0] > dst.shape[0] or src.shape[1] > dst.shape[1] else cv2.INTER_LINEAR
+    cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=interp)
+
+
+def check_frame(frame: Frame | np.ndarray) -> Frame:
+    """A Frame, or a bare HxWx3 uint8 array wrapped in one; anything else is a ValueError."""
+    image = frame.image if isinstance(frame, Frame) else frame
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"engine expects a Frame or an HxWx3 uint8 numpy array, got {type(frame).__name__}")
+    if image.dtype.kind in "fc" and image.size and np.isnan(image).any():
+        raise ValueError(f"frame contains NaN pixels (shape {image.shape}, dtype {image.dtype})")
+    try:
+        check_rgb(image)
+    except ValueError as err:
+        raise ValueError(f"engine got a bad frame: {err}") from err
+    return frame if isinstance(frame, Frame) else Frame(image)
+
+
+class PerceptionEngine:
+    """Detect, track, encode and classify the faces of camera frames, one frame at a time.
+
+    ``detector`` is anything with ``detect(rgb) -> list[Detection]``. Thread-safe: one call at a
+    time (``LatestFrameWorker`` runs it on its own thread while others read ``stats()``).
+    """
+
+    def __init__(self, model: EmotionModel, detector, config: EngineConfig | None = None):
+        if not callable(getattr(detector, "detect", None)):
+            raise TypeError(f"detector must have a detect(rgb) method, got {type(detector).__name__}")
+        self.config = config or EngineConfig()
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device).eval()
+        self.model_id = model.model_id or type(model).__name__
+        self.detector = detector
+        self.uses_scene = bool(model.uses_scene)
+        self._streams = Streams(self.device, self.config.cuda_streams)
+        cap = self.config.max_faces
+        self._face_staging = Staging(model.face_size, self.device, self._streams, capacity=cap)
+        self._scene_staging = Staging(model.scene_size, self.device, self._streams, capacity=1) if self.uses_scene else None
+        streams = ("face", "scene") if self.uses_scene else ("face",)
+        self.buffers = WindowBuffers(self.config.window, self.device, streams, capacity=2 * cap)
+        self._sources: dict[str, _Source] = {}
+        self._latency = LatencyStats()
+        self._frames = self._faces = self._dropped = 0
+        self._lock = threading.RLock()  # one frame at a time
+        self._stats_lock = threading.Lock()  # counters: readable while a frame is in progress
+
+    # ------------------------------------------------------------------ public API
+    def process(self, frame: Frame | np.ndarray) -> list[EmotionEstimate]:
+        """Estimates for every face visible in ``frame`` (empty list when there is none)."""
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: Sequence[Frame | np.ndarray]) -> list[list[EmotionEstimate]]:
+        """Several cameras at once: all their faces go through the encoder in one batch.
+
+        Tracks are kept per ``Frame.source``; at most one frame per source per call, since a
+        track's window can take one frame at a time.
+        """
+        frames = [check_frame(f) for f in frames]
+        sources = [f.source for f in frames]
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"process_batch takes at most one frame per source, got sources {sources}")
+        if not frames:
+            return []
+        with self._lock, torch.inference_mode():
+            return self._run(frames)
+
+    def stats(self) -> dict:
+        """Counters and per-stage latency (ms: mean / p50 / p95 over recent frames).
+
+        Never waits for the frame in progress (its own lock), so a diagnostics timer can call it.
+        """
+        with self._stats_lock:
+            return {
+                "frames": self._frames,
+                "faces": self._faces,
+                "dropped": self._dropped,
+                "active_tracks": len(self.buffers),
+                "sources": len(self._sources),
+                "latency_ms": self._latency.summary(),
+                "device": str(self.device),
+                "precision": self.config.precision,
+                "cuda_streams": self._streams.enabled,
+                "model_id": self.model_id,
+                "config": asdict(self.config),
+            }
+
+    def record_drop(self, n: int = 1) -> None:
+        """Count frames dropped before reaching the engine (by ``LatestFrameWorker``); never blocks on a frame."""
+        with self._stats_lock:
+            self._dropped += n
+
+    def reset(self, source: str | None = None) -> None:
+        """Forget the tracks, windows and scene of one source (all sources with None)."""
+        with self._lock:
+            for name in [source] if source is not None else list(self._sources):
+                self._sources.pop(name, None)
+                for key in self.buffers.keys():
+                    if key[0] == name:
+                        self.buffers.release(key)
+
+    # ------------------------------------------------------------------ stages
+    def _run(self, frames: list[Frame]) -> list[list[EmotionEstimate]]:
+        t_start = time.perf_counter()
+        streams = self._streams
+        states = [self._sources.setdefault(f.source, _Source(self.config)) for f in frames]
+
+        # detect + track (host)
+        faces: list[tuple[int, object]] = []  # (frame index, Track)
+        for i, (frame, state) in enumerate(zip(frames, states)):
+            update = state.tracker.update(self._detect(frame.image))
+            for track_id in update.expired:
+                self.buffers.release((frame.source, track_id))
+            faces.extend((i, track) for track in update.visible)
+        t_detect = time.perf_counter()
+
+        # crops and scenes, resized straight into the (pinned) staging buffers
+        if faces:
+            face_pixels = self._face_staging.images(len(faces))
+            for j, (i, track) in enumerate(faces):
+                _resize_into(crop_face(frames[i].image, track.box, self.config.face_margin), face_pixels[j])
+        due = [i for i, s in enumerate(states) if self.uses_scene and s.frames % self.config.scene_interval == 0]
+        if due:
+            scene_pixels = self._scene_staging.images(len(due))
+            for j, i in enumerate(due):
+                _resize_into(frames[i].image, scene_pixels[j])
+        t_crop = time.perf_counter()
+
+        # upload on the copy stream, encode faces and scenes on their own streams
+        marks = {}
+        model = self.model
+        face_feats, face_done = self._encode(model.encode_faces, self._face_staging, len(faces), streams.face, "encode_face", marks)
+        scene_feats, scene_done = self._encode(model.encode_scenes, self._scene_staging, len(due), streams.scene, "encode_scene", marks)
+        streams.wait(face_done)
+        streams.wait(scene_done)
+        for feats in (face_feats, scene_feats):
+            if feats is not None:
+                streams.hand_over(feats)
+
+        for j, i in enumerate(due):
+            states[i].scene = scene_feats[j]
+        for state in states:
+            state.frames += 1
+
+        results: list[list[EmotionEstimate]] = [[] for _ in frames]
+        host = None
+        if faces:
+            keys = [(frames[i].source, track.track_id) for i, track in faces]
+            written = {"face": face_feats}
+            if self.uses_scene:
+                written["scene"] = torch.stack([states[i].scene for i, _ in faces])
+            self.buffers.write(keys, **written)
+            marks["head"] = [streams.mark()]
+            windows, mask, used = self.buffers.windows(keys)
+            with autocast(self.device, self.config.precision):
+                out = self.model.forward_window(
+                    windows["face"], mask, windows.get("scene"), mask if self.uses_scene else None
+                )
+            probs = [torch.softmax(out.logits.float(), dim=-1)]
+            if out.polarity_logits is not None:
+                probs.append(torch.softmax(out.polarity_logits.float(), dim=-1))
+            marks["head"].append(streams.mark())
+            host = torch.cat(probs, dim=1).cpu().numpy()  # the one device->host sync per call
+        elif self._streams.cuda:
+            torch.cuda.current_stream(self.device).synchronize()  # timing events must be complete
+
+        timings = {"detect": (t_detect - t_start) * 1e3, "crop": (t_crop - t_detect) * 1e3}
+        timings.update({stage: streams.elapsed_ms(a, b) for stage, (a, b) in marks.items()})
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        with self._stats_lock:
+            self._frames += len(frames)
+            self._faces += len(faces)
+            self._latency.add(timings)
+
+        if host is not None:
+            n_cls = out.logits.shape[1]
+            for j, ((i, track), frames_used) in enumerate(zip(faces, used)):
+                frame = frames[i]
+                results[i].append(
+                    EmotionEstimate(
+                        face_id=track.track_id,
+                        box=track.box,
+                        probabilities=host[j, :n_cls].astype(np.float32),
+                        polarity_probabilities=host[j, n_cls:].astype(np.float32) if host.shape[1] > n_cls else None,
+                        frames_used=frames_used,
+                        model_id=self.model_id,
+                        stamp_ns=frame.stamp_ns,
+                        frame_id=frame.frame_id,
+                        source=frame.source,
+                        timings_ms=dict(timings),
+                    )
+                )
+        return results
+
+    def _encode(self, encode, staging: Staging | None, n: int, stream, stage: str, marks: dict):
+        """Upload n staged images, run ``encode`` on ``stream``; returns (features, done event)."""
+        if n == 0:
+            return None, None
+        streams = self._streams
+        pixels, ready = staging.upload(n)
+        with streams.on(stream):
+            streams.wait(ready, stream)
+            streams.hand_over(pixels, stream)
+            start = streams.mark(stream)
+            with autocast(self.device, self.config.precision):
+                feats = encode(pixels)
+            marks[stage] = (start, streams.mark(stream))
+            done = streams.signal(stream)
+        return feats, done
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Detections in frame pixels: finite, clipped to the frame, best ``max_faces`` by score."""
+        height, width = rgb.shape[:2]
+        scale = 1.0
+        side = self.config.detect_max_side
+        if side and max(height, width) > side:
+            scale = side / max(height, width)
+            small = (max(1, round(width * scale)), max(1, round(height * scale)))
+            rgb = cv2.resize(rgb, small, interpolation=cv2.INTER_AREA)
+        detections = []
+        for det in self.detector.detect(rgb):
+            b = det.box
+            if not all(math.isfinite(v) for v in (b.x, b.y, b.w, b.h, det.score)):
+                continue
+            box = Box(b.x / scale, b.y / scale, b.w / scale, b.h / scale).clipped(width, height)
+            if box.w >= 1 and box.h >= 1:
+                detections.append(Detection(box, float(det.score)))
+        detections.sort(key=lambda d: d.score, reverse=True)
+        return detections[: self.config.max_faces]
