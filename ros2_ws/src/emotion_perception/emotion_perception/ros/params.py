@@ -1,0 +1,143 @@
+"""The perception node's parameters: one ROS-free table, the single source of truth.
+
+The node declares every parameter from this table (with its description and range), and
+``config/head.yaml`` repeats the defaults for users to edit; a CI test checks they agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+Value = Union[bool, int, float, str, list]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One ROS parameter. ``low``/``high`` bound numbers (inclusive); ``choices`` bound strings."""
+
+    name: str
+    default: Value
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    at_configure: bool = False  # read at configure: a change applies after cleanup + configure
+
+    @property
+    def kind(self) -> str:
+        """bool, int, float, str or str_list (ROS 2 parameter types we use)."""
+        if isinstance(self.default, bool):
+            return "bool"
+        if isinstance(self.default, int):
+            return "int"
+        if isinstance(self.default, float):
+            return "float"
+        if isinstance(self.default, str):
+            return "str"
+        if isinstance(self.default, list) and all(isinstance(v, str) for v in self.default):
+            return "str_list"
+        raise TypeError(f"parameter {self.name}: unsupported default {self.default!r}")
+
+    def check(self, value: Value) -> Value:
+        """Return ``value`` if it fits the type, range and choices; raise ValueError otherwise."""
+        kind = self.kind
+        ok_type = {
+            "bool": lambda v: isinstance(v, bool),
+            "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            "str": lambda v: isinstance(v, str),
+            "str_list": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
+        }[kind]
+        if not ok_type(value):
+            raise ValueError(f"parameter {self.name} must be a {kind}, got {value!r}")
+        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            raise ValueError(f"parameter {self.name}={value} is outside [{self.low}, {self.high}]")
+        if self.choices and value not in self.choices:
+            raise ValueError(f"parameter {self.name}={value!r} must be one of {', '.join(self.choices)}")
+        return float(value) if kind == "float" else list(value) if kind == "str_list" else value
+
+
+PARAMETERS: tuple[Param, ...] = (
+    # Model (read at configure; change them, then cleanup + configure).
+    Param("profile", "auto", "Model profile (models/*.yaml name), or 'auto' to pick the best one "
+          "whose weights are present for the device", at_configure=True),
+    Param("device", "auto", "Inference device: auto, cpu, cuda, cuda:N", at_configure=True),
+    Param("precision", "", "fp32, fp16 or bf16; empty = the profile's choice for the device",
+          choices=("", "fp32", "fp16", "bf16"), at_configure=True),
+    Param("weights_dir", "", "Directory with model weights; empty = the package default "
+          "(models/ next to the profiles, or $EMOTION_WEIGHTS_DIR)", at_configure=True),
+    Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd); empty = the "
+          "profile's", at_configure=True),
+    Param("window", 0, "Frames per face the temporal head looks at; 0 = the profile's (16)",
+          low=0, high=128, at_configure=True),
+    Param("scene_interval", 0, "Re-encode the whole scene every N frames; 0 = the profile's (4)",
+          low=0, high=300, at_configure=True),
+    Param("face_margin", 0.2, "Margin added around each face box before cropping, as a fraction "
+          "of the box size", low=0.0, high=1.0, at_configure=True),
+    Param("min_face_score", 0.5, "Drop face detections scoring below this", low=0.0, high=1.0,
+          at_configure=True),
+    Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
+          low=1, high=64, at_configure=True),
+    # Input.
+    Param("image_topics", ["image"], "Camera topics, one subscription each (remap 'image' for one "
+          "camera); frames of all cameras are batched through one engine", at_configure=True),
+    Param("image_transport", "raw", "raw: sensor_msgs/Image on <topic>; compressed: "
+          "sensor_msgs/CompressedImage on <topic>/compressed", choices=("raw", "compressed"),
+          at_configure=True),
+    Param("reliable_qos", False, "Subscribe with reliable QoS instead of sensor-data (best effort); "
+          "a reliable subscription gets nothing from a best-effort camera", at_configure=True),
+    # Output.
+    Param("publish_debug_image", True, "Offer 'debug_image' (boxes, labels, scene polarity); drawn "
+          "only while someone subscribes", at_configure=True),
+    Param("publish_hri", True, "Also publish ROS4HRI (REP-155) hri_msgs/Expression and tracked ids "
+          "under /humans/faces when hri_msgs is installed", at_configure=True),
+    Param("error_log_period_s", 5.0, "At most one log line per this many seconds for repeated "
+          "per-frame errors (corrupt images, inference failures)", low=0.1, high=3600.0,
+          at_configure=True),
+    # Diagnostics (/diagnostics at 1 Hz).
+    Param("diag_min_rate_warn_hz", 2.0, "Warn when fewer frames per second are processed while "
+          "images arrive", low=0.0, high=1000.0),
+    Param("diag_min_rate_error_hz", 0.5, "Error below this processing rate while images arrive",
+          low=0.0, high=1000.0),
+    Param("diag_latency_warn_ms", 500.0, "Warn when the p95 receive-to-publish latency exceeds this",
+          low=0.0, high=60000.0),
+    Param("diag_latency_error_ms", 2000.0, "Error when the p95 latency exceeds this",
+          low=0.0, high=60000.0),
+    Param("diag_drop_warn_ratio", 0.8, "Warn when this fraction of received frames was dropped "
+          "(stale frames replaced by newer ones, or bad images)", low=0.0, high=1.0),
+    Param("diag_drop_error_ratio", 0.98, "Error when this fraction of received frames was dropped",
+          low=0.0, high=1.0),
+    Param("diag_stale_s", 5.0, "Report STALE when no image arrived for this long while active",
+          low=0.1, high=3600.0),
+)
+
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
+DEFAULTS: dict[str, Value] = {p.name: p.default for p in PARAMETERS}
+
+
+def validate(values: dict[str, Value]) -> dict[str, Value]:
+    """Check every known value (unknown names are an error); return them normalised."""
+    unknown = set(values) - set(BY_NAME)
+    if unknown:
+        raise ValueError(f"unknown parameters: {', '.join(sorted(unknown))}")
+    out = {name: BY_NAME[name].check(v) for name, v in values.items()}
+    if not out.get("image_topics", ["image"]):
+        raise ValueError("image_topics must name at least one topic")
+    return out
+
+
+def engine_options(values: dict[str, Value]) -> dict:
+    """Keyword arguments for ``pipeline.create_engine`` from validated parameter values.
+
+    Empty strings and zeros mean "the profile's value", so they are left out.
+    """
+    opts: dict = {"profile": values["profile"], "device": values["device"]}
+    for key in ("precision", "detector", "weights_dir"):
+        if values[key]:
+            opts[key] = values[key]
+    for key in ("window", "scene_interval"):
+        if values[key]:
+            opts[key] = values[key]
+    for key in ("face_margin", "min_face_score", "max_faces"):
+        opts[key] = values[key]
+    return opts
