@@ -1,0 +1,209 @@
+"""LLM servers for tests, all on 127.0.0.1 with free ports.
+
+- ``StandInServer``: a small HTTP server that speaks Ollama's documented ``/api/chat`` wire format
+  (JSON, NDJSON streaming, ``{"error": ...}`` bodies, 404 for a missing model) and the OpenAI
+  ``/v1/chat/completions`` format (JSON, server-sent events), and can misbehave on request: slow,
+  malformed, dropped mid-stream. It records every request body it received.
+- ``llama_server``: the real llama.cpp server (``python -m llama_cpp.server``) on a GGUF file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+MODES = ("ok", "missing", "malformed", "drop", "slow", "error")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StandInServer:
+    """``mode`` decides the next answers; ``reply`` is streamed word by word."""
+
+    def __init__(self, reply: str = "Hello there, friend.", model: str = "qwen2.5", port: int = 0) -> None:
+        self.reply, self.model = reply, model
+        self.mode = "ok"
+        self.delay_s = 2.0  # for mode "slow"
+        self.requests: list[dict] = []
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> "StandInServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                server.requests.append(body)
+                try:
+                    if self.path == "/api/chat":
+                        server._ollama(self, body)
+                    elif self.path == "/v1/chat/completions":
+                        server._openai(self, body)
+                    else:
+                        self._send(404, b"404 page not found", "text/plain")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout tests)
+
+            def _send(self, status: int, data: bytes, ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _start_chunks(self, ctype: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def _end_chunks(self) -> None:
+                self.wfile.write(b"0\r\n\r\n")
+
+            def _drop(self) -> None:
+                """Close the socket in the middle of a chunked body."""
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        return Handler
+
+    def _words(self) -> list[str]:
+        words = self.reply.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+    def _wait(self) -> None:
+        self._stop.wait(self.delay_s)
+
+    # --- Ollama: https://github.com/ollama/ollama/blob/main/docs/api.md#generate-a-chat-completion
+    def _ollama(self, h, body: dict) -> None:
+        if self.mode == "missing" or body.get("model") != self.model:
+            return h._send(404, json.dumps({"error": f"model '{body.get('model')}' not found"}).encode())
+        if self.mode == "error":
+            return h._send(500, json.dumps({"error": "llama runner process has terminated"}).encode())
+        if self.mode == "slow":
+            self._wait()
+        final = {"model": self.model, "created_at": "2024-01-01T00:00:00Z", "done": True, "done_reason": "stop",
+                 "prompt_eval_count": 26, "eval_count": len(self._words())}
+        if not body.get("stream", True):
+            if self.mode == "malformed":
+                return h._send(200, b'{"model": "qwen2.5", "message": {"role": "assist')
+            msg = {**final, "message": {"role": "assistant", "content": self.reply}}
+            return h._send(200, json.dumps(msg).encode())
+        h._start_chunks("application/x-ndjson")
+        for i, word in enumerate(self._words()):
+            if self.mode == "drop" and i == 2:
+                return h._drop()
+            if self.mode == "malformed" and i == 1:
+                h._chunk(b"this is not json\n")
+                return h._end_chunks()
+            part = {"model": self.model, "created_at": "2024-01-01T00:00:00Z",
+                    "message": {"role": "assistant", "content": word}, "done": False}
+            h._chunk(json.dumps(part).encode() + b"\n")
+        h._chunk(json.dumps({**final, "message": {"role": "assistant", "content": ""}}).encode() + b"\n")
+        h._end_chunks()
+
+    # --- OpenAI: https://platform.openai.com/docs/api-reference/chat
+    def _openai(self, h, body: dict) -> None:
+        if self.mode == "missing" or body.get("model") != self.model:
+            err = {"error": {"message": f"The model `{body.get('model')}` does not exist.", "type": "invalid_request_error"}}
+            return h._send(404, json.dumps(err).encode())
+        if self.mode == "error":
+            return h._send(500, json.dumps({"error": {"message": "internal failure"}}).encode())
+        if self.mode == "slow":
+            self._wait()
+        usage = {"prompt_tokens": 26, "completion_tokens": len(self._words())}
+        if not body.get("stream"):
+            if self.mode == "malformed":
+                return h._send(200, json.dumps({"id": "x", "choices": []}).encode())
+            msg = {"id": "c1", "object": "chat.completion", "model": self.model, "usage": usage,
+                   "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.reply}}]}
+            return h._send(200, json.dumps(msg).encode())
+        h._start_chunks("text/event-stream")
+        for i, word in enumerate(self._words()):
+            if self.mode == "drop" and i == 2:
+                return h._drop()
+            if self.mode == "malformed" and i == 1:
+                h._chunk(b"data: {not json\n\n")
+                return h._end_chunks()
+            event = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": word}}]}
+            h._chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+        h._chunk(b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n")
+        h._chunk(b"data: [DONE]\n\n")
+        h._end_chunks()
+
+
+def llama_cpp_available() -> bool:
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def llama_server(model: Path, n_ctx: int = 512, ready_timeout_s: float = 60.0):
+    """Serve ``model`` with llama-cpp-python's OpenAI-compatible server; yields its base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--model_alias", "tiny"]
+    log = open(os.devnull, "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: {' '.join(cmd)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"llama_cpp.server not ready within {ready_timeout_s:g} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
