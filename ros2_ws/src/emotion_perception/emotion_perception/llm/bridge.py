@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
-from .backends import ChatBackend, ChatResult
+from .backends import INTERNAL, ChatBackend, ChatResult
 from .prompt import ConversationMemory, PromptBuilder
 
 QUEUE_FULL = "queue_full"
@@ -128,19 +128,23 @@ class LLMBridge:
             except Exception as e:  # noqa: BLE001 - the worker must outlive any single request
                 log.exception("LLM request %d failed", req.request_id)
                 req.future.set_result(BridgeReply(req.request_id, req.user_id, req.text,
-                                                  ChatResult(False, error=f"internal error: {e!r}", error_kind="internal")))
+                                                  ChatResult(False, error=f"internal error: {e!r}", error_kind=INTERNAL)))
 
     def _serve(self, req: _Request) -> BridgeReply:
         context = self.context_fn()
         messages = self.prompt.messages(context, self.memory.history(req.user_id), req.text)
-        on_token = None
-        if req.on_token is not None and self.stream:
-            def on_token(chunk: str, _cb=req.on_token, _id=req.request_id) -> None:
-                try:
-                    _cb(_id, chunk)
-                except Exception:  # noqa: BLE001 - a broken token consumer must not cost the answer
-                    log.exception("token callback failed for request %d", _id)
+        on_token = _forward_tokens(req) if req.on_token is not None and self.stream else None
         result = self.backend.chat(messages, on_token)
         if result.ok:
             self.memory.add(req.user_id, messages[-1]["content"], result.text)
         return BridgeReply(req.request_id, req.user_id, req.text, result, context)
+
+
+def _forward_tokens(req: _Request) -> Callable[[str], None]:
+    """Token callback for the backend; a broken consumer (e.g. a dead publisher) costs no answer."""
+    def forward(chunk: str) -> None:
+        try:
+            req.on_token(req.request_id, chunk)
+        except Exception:  # noqa: BLE001
+            log.exception("token callback failed for request %d", req.request_id)
+    return forward

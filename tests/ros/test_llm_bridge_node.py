@@ -1,0 +1,127 @@
+"""The LLM bridge node in-process, on a real ROS 2 graph (Humble/Jazzy), against the Ollama stand-in.
+
+Skips without rclpy and the built emotion_msgs (source the workspace: `. install/setup.bash`).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source /opt/ros/<distro>/setup.bash")
+pytest.importorskip("emotion_msgs.msg", reason="needs the built emotion_msgs package (source install/setup.bash)")
+
+from emotion_msgs.msg import EmotionState, EmotionStateArray  # noqa: E402
+from emotion_msgs.srv import Chat  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import RegionOfInterest  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from emotion_perception.ros.llm_bridge_node import LLMBridgeNode  # noqa: E402
+from llm_servers import StandInServer  # noqa: E402
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def happy_array(stamp) -> EmotionStateArray:
+    state = EmotionState()
+    state.header.stamp = stamp
+    state.face_id = "7"
+    state.face_box = RegionOfInterest(x_offset=10, y_offset=20, width=80, height=90)
+    state.class_id, state.class_name, state.confidence = 0, "happy", 0.9
+    state.probabilities = [0.9, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01]
+    state.polarity = 2
+    state.polarity_probabilities = [0.1, 0.2, 0.7]
+    state.frames_used, state.model_id = 8, "test"
+    msg = EmotionStateArray()
+    msg.header.stamp = stamp
+    msg.states = [state]
+    return msg
+
+
+@pytest.fixture
+def graph():
+    """A private ROS context with the bridge node and a test node spinning in the background."""
+    with StandInServer(reply="Hello friend.") as server:
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        bridge = LLMBridgeNode(context=context, parameter_overrides=[
+            Parameter("ollama_host", value=server.url),
+            Parameter("timeout_s", value=5.0),
+            Parameter("retries", value=0),
+            Parameter("context.max_age_s", value=60.0),
+        ])
+        peer = rclpy.create_node("llm_bridge_test_peer", context=context)
+        executor = MultiThreadedExecutor(num_threads=bridge.service_slots + 3, context=context)
+        executor.add_node(bridge)
+        executor.add_node(peer)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            yield server, bridge, peer
+        finally:
+            executor.shutdown()
+            spinner.join(10)
+            bridge.destroy_node()
+            peer.destroy_node()
+            rclpy.shutdown(context=context)
+
+
+def test_node_injects_context_answers_service_and_topic_and_reports_errors(graph):
+    server, bridge, peer = graph
+    contexts, replies, tokens = [], [], []
+    peer.create_subscription(String, "emotion_context", lambda m: contexts.append(m.data), LATCHED)
+    peer.create_subscription(String, "reply", lambda m: replies.append(m.data), 10)
+    peer.create_subscription(String, "reply_tokens", lambda m: tokens.append(m.data), 100)
+    emotions = peer.create_publisher(EmotionStateArray, "emotions", 10)
+    user_text = peer.create_publisher(String, "user_text", 10)
+    chat = peer.create_client(Chat, "chat")
+
+    wait_for(lambda: contexts == ["No one is visible."], what="the initial, latched context")
+    deadline = time.monotonic() + 15
+    while not any("happy" in c for c in contexts) and time.monotonic() < deadline:
+        emotions.publish(happy_array(peer.get_clock().now().to_msg()))  # until discovery has matched
+        time.sleep(0.1)
+    assert contexts[-1] == "The person in front of you looks happy (confidence 0.90); the scene seems positive."
+
+    assert chat.wait_for_service(timeout_sec=10)
+    future = chat.call_async(Chat.Request(text="How do I look?", user_id="ann"))
+    wait_for(future.done, what="the chat service reply")
+    response = future.result()
+    assert response.success, response.error
+    assert response.reply == "Hello friend." and response.emotion_context == contexts[-1]
+    system = server.requests[-1]["messages"][0]
+    assert system["role"] == "system" and contexts[-1] in system["content"]
+    assert server.requests[-1]["messages"][-1] == {"role": "user", "content": "How do I look?"}
+    wait_for(lambda: "".join(tokens) == "Hello friend.", what="streamed tokens")
+
+    user_text.publish(String(data="Tell me a joke"))
+    wait_for(lambda: replies == ["Hello friend."], what="the reply to user_text")
+
+    server.mode = "missing"
+    user_text.publish(String(data="Still there?"))
+    wait_for(lambda: len(replies) == 2, what="the error reply")
+    assert replies[1] == "Sorry, I cannot answer right now."
+    future = chat.call_async(Chat.Request(text="Hello?", user_id="ann"))
+    wait_for(future.done, what="the failed chat service reply")
+    assert not future.result().success and "not found" in future.result().error
+
+    server.mode = "ok"  # the node recovers: the next request is served
+    future = chat.call_async(Chat.Request(text="Hello again", user_id="ann"))
+    wait_for(future.done, what="the chat service reply after recovery")
+    assert future.result().success
+
+    late: list[str] = []  # transient-local: a late subscriber still gets the current sentence
+    peer.create_subscription(String, "emotion_context", lambda m: late.append(m.data), LATCHED)
+    wait_for(lambda: late == [contexts[-1]], what="the latched context for a late subscriber")
