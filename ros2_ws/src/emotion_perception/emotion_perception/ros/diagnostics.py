@@ -66,6 +66,7 @@ class ProcessingMonitor:
         self._out: deque[tuple[float, float]] = deque()  # (publish time, latency s)
         self._drops: deque[tuple[float, int]] = deque()  # (time, count)
         self._last_input: float | None = None
+        self._first_input: float | None = None
 
     def received(self) -> float:
         """Count an arriving frame; returns its receive time (pass it to ``published``)."""
@@ -73,6 +74,8 @@ class ProcessingMonitor:
         with self._lock:
             self._received += 1
             self._last_input = now
+            if self._first_input is None:
+                self._first_input = now
             self._in.append(now)
             self._trim(now)
         return now
@@ -101,7 +104,9 @@ class ProcessingMonitor:
         with self._lock:
             self._trim(now)
             lat = np.array([x[1] for x in self._out]) * 1000.0
-            span = self.window_s
+            # right after start the window is not full yet: divide by the time actually covered
+            covered = self.window_s if self._first_input is None else now - self._first_input
+            span = max(min(self.window_s, covered), 1.0)
             recent_drops = sum(n for _, n in self._drops)
             return Snapshot(
                 received=self._received,

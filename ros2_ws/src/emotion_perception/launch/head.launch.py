@@ -1,0 +1,130 @@
+"""Bring up the robot head's emotion perception: `ros2 launch emotion_perception head.launch.py`.
+
+Starts the perception node (a lifecycle node) and, with autostart, configures and activates it
+by itself; optionally starts the LLM bridge on its output. `--show-args` lists the arguments.
+Examples:
+  ros2 launch emotion_perception head.launch.py camera_topic:=/camera/color/image_raw
+  ros2 launch emotion_perception head.launch.py image_transport:=compressed device:=cuda llm:=true
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.conditions import IfCondition
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+PACKAGE = "emotion_perception"
+
+SHARE = FindPackageShare(PACKAGE)
+
+
+def declare_arguments():
+    """The launch arguments; `ros2 launch emotion_perception head.launch.py --show-args` lists them."""
+    return [
+        DeclareLaunchArgument(
+            "namespace", default_value="",
+            description="Namespace of the nodes (e.g. head); their topics are relative to it"),
+        DeclareLaunchArgument(
+            "camera_topic", default_value="image",
+            description="Camera image topic (sensor_msgs/Image); with image_transport:=compressed "
+                        "the node reads <camera_topic>/compressed"),
+        DeclareLaunchArgument(
+            "image_transport", default_value="raw", choices=["raw", "compressed"],
+            description="raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage, jpeg/png)"),
+        DeclareLaunchArgument(
+            "profile", default_value="auto",
+            description="Model profile (a models/*.yaml name), or auto: the best one whose weights "
+                        "are present for the device"),
+        DeclareLaunchArgument(
+            "device", default_value="auto", description="Inference device: auto, cpu, cuda or cuda:N"),
+        DeclareLaunchArgument(
+            "debug_image", default_value="true", choices=["true", "false"],
+            description="Offer debug_image with boxes, labels and scene polarity (drawn only while "
+                        "someone subscribes)"),
+        DeclareLaunchArgument(
+            "emotions_topic", default_value="emotions",
+            description="Topic of the EmotionStateArray output, and of the LLM bridge's input"),
+        DeclareLaunchArgument(
+            "llm", default_value="false", choices=["true", "false"],
+            description="Also start the LLM bridge node on the emotion output"),
+        DeclareLaunchArgument(
+            "autostart", default_value="true", choices=["true", "false"],
+            description="Configure and activate the perception node at launch (false: leave it "
+                        "unconfigured for a lifecycle manager)"),
+        DeclareLaunchArgument(
+            "params_file", default_value=PathJoinSubstitution([SHARE, "config", "head.yaml"]),
+            description="Perception node parameters (the arguments above override it)"),
+        DeclareLaunchArgument(
+            "llm_params_file", default_value=PathJoinSubstitution([SHARE, "config", "llm_bridge.yaml"]),
+            description="LLM bridge parameters"),
+        DeclareLaunchArgument(
+            "log_level", default_value="info", choices=["debug", "info", "warn", "error", "fatal"],
+            description="Log level of the nodes"),
+    ]
+
+
+def _transition(node, transition_id, condition):
+    event = ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id)
+    return EmitEvent(event=event, condition=condition)
+
+
+def generate_launch_description():
+    arg = LaunchConfiguration
+    camera = arg("camera_topic")
+    autostart = IfCondition(arg("autostart"))
+
+    perception = LifecycleNode(
+        package=PACKAGE,
+        executable="perception_node",
+        name="perception_node",
+        namespace=arg("namespace"),
+        output="screen",
+        parameters=[
+            arg("params_file"),
+            {
+                "profile": ParameterValue(arg("profile"), value_type=str),
+                "device": ParameterValue(arg("device"), value_type=str),
+                "image_transport": ParameterValue(arg("image_transport"), value_type=str),
+                "publish_debug_image": ParameterValue(arg("debug_image"), value_type=bool),
+            },
+        ],
+        # One camera: its topic is remapped onto the node's `image` input (either transport).
+        remappings=[
+            ("image", camera),
+            ("image/compressed", [camera, "/compressed"]),
+            ("emotions", arg("emotions_topic")),
+        ],
+        arguments=["--ros-args", "--log-level", arg("log_level")],
+    )
+
+    # configure at start; activate when configuring has reached inactive (not after a manual
+    # deactivate, hence start_state)
+    configure = _transition(perception, Transition.TRANSITION_CONFIGURE, autostart)
+    activate = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=perception,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[_transition(perception, Transition.TRANSITION_ACTIVATE, autostart)],
+        )
+    )
+
+    bridge = Node(
+        package=PACKAGE,
+        executable="llm_bridge",
+        name="llm_bridge",
+        namespace=arg("namespace"),
+        output="screen",
+        parameters=[arg("llm_params_file")],
+        remappings=[("emotions", arg("emotions_topic"))],
+        arguments=["--ros-args", "--log-level", arg("log_level")],
+        condition=IfCondition(arg("llm")),
+    )
+
+    # the activate handler is registered before configure is emitted
+    return LaunchDescription([*declare_arguments(), perception, activate, configure, bridge])

@@ -1,0 +1,88 @@
+"""Per-camera latest-frame slots drained by one worker through engine.process_batch."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from emotion_perception.ros.camera_batcher import CameraBatchWorker
+from emotion_perception.types import Box, EmotionEstimate, Frame
+
+
+class GatedEngine:
+    """Records each batch; blocks inside process_batch until released, to stage back-pressure."""
+
+    def __init__(self):
+        self.batches: list[list[tuple[str, int]]] = []
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.drops = 0
+        self.fail_on: int | None = None
+
+    def process_batch(self, frames):
+        self.entered.set()
+        assert self.gate.wait(5)
+        self.batches.append([(f.source, f.stamp_ns) for f in frames])
+        if any(f.stamp_ns == self.fail_on for f in frames):
+            raise RuntimeError("model failed")
+        return [[EmotionEstimate("face_1", Box(0, 0, 2, 2), np.full(7, 1 / 7, np.float32), 1, "m",
+                                 stamp_ns=f.stamp_ns, source=f.source)] for f in frames]
+
+    def record_drop(self, n=1):
+        self.drops += n
+
+
+def frame(source, stamp):
+    return Frame(np.zeros((4, 4, 3), np.uint8), stamp, "cam", source)
+
+
+@pytest.fixture
+def setup():
+    engine = GatedEngine()
+    results, errors = [], []
+    worker = CameraBatchWorker(engine, lambda f, e: results.append((f.source, f.stamp_ns, len(e))),
+                               lambda f, err: errors.append((f.source, f.stamp_ns, str(err))))
+    yield engine, worker, results, errors
+    engine.gate.set()
+    worker.close()
+
+
+def test_latest_frame_of_each_camera_in_one_batch(setup):
+    engine, worker, results, errors = setup
+    assert worker.submit(frame("a", 1))
+    assert engine.entered.wait(5)  # frame 1 in flight; now both cameras pile up frames
+    assert worker.submit(frame("a", 2))
+    assert not worker.submit(frame("a", 3))  # replaced a's pending frame 2
+    assert worker.submit(frame("b", 10))
+    assert not worker.submit(frame("b", 11))
+    engine.gate.set()
+    assert worker.wait_idle(5)
+    assert engine.batches == [[("a", 1)], [("a", 3), ("b", 11)]]
+    assert results == [("a", 1, 1), ("a", 3, 1), ("b", 11, 1)]
+    assert worker.dropped == 2 and engine.drops == 2 and errors == []
+
+
+def test_a_failing_batch_does_not_stop_the_worker(setup):
+    engine, worker, results, errors = setup
+    engine.fail_on = 5
+    engine.gate.set()
+    worker.submit(frame("a", 5))
+    assert worker.wait_idle(5)
+    worker.submit(frame("a", 6))
+    assert worker.wait_idle(5)
+    assert errors == [("a", 5, "model failed")] and results == [("a", 6, 1)]
+
+
+def test_close_drops_pending_and_refuses_more(setup):
+    engine, worker, results, errors = setup
+    worker.submit(frame("a", 1))
+    assert engine.entered.wait(5)
+    worker.submit(frame("b", 2))
+    closer = threading.Thread(target=worker.close)
+    closer.start()
+    engine.gate.set()
+    closer.join(5)
+    assert worker.dropped == 1 and results == [("a", 1, 1)]
+    with pytest.raises(RuntimeError, match="closed"):
+        worker.submit(frame("a", 3))
