@@ -15,14 +15,22 @@ from ..labels import CLASS_NAMES, NUM_CLASSES
 
 def confusion_matrix(targets, predictions, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """counts[i, j] = samples of true class i predicted as class j."""
-    t = np.asarray(targets, dtype=np.int64).ravel()
-    p = np.asarray(predictions, dtype=np.int64).ravel()
+    t, p = _class_ids(targets, "target"), _class_ids(predictions, "prediction")
     if t.shape != p.shape:
         raise ValueError(f"{t.size} targets but {p.size} predictions")
     for name, a in (("target", t), ("prediction", p)):
         if a.size and (a.min() < 0 or a.max() >= num_classes):
             raise ValueError(f"{name} class ids must be in 0..{num_classes - 1}")
     return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _class_ids(values, name: str) -> np.ndarray:
+    """1-D int64 class ids; fractional values are an error rather than silently truncated."""
+    a = np.asarray(values).ravel()
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if not np.issubdtype(a.dtype, np.floating) or not np.all(a == np.round(a)):
+            raise ValueError(f"{name} class ids must be integers")
+    return a.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class Scores:
 
 def scores_from_confusion(confusion: np.ndarray) -> Scores:
     cm = np.asarray(confusion, dtype=np.int64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or (cm < 0).any():
+        raise ValueError(f"a confusion matrix must be square with non-negative counts, got shape {cm.shape}")
     support = cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
