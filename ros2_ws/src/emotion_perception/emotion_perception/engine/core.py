@@ -164,6 +164,12 @@ class PerceptionEngine:
         with self._stats_lock:
             self._dropped += n
 
+    def reset_stats(self) -> None:
+        """Zero the counters and latency history (e.g. after a warm-up)."""
+        with self._stats_lock:
+            self._frames = self._faces = self._dropped = 0
+            self._latency.clear()
+
     def reset(self, source: str | None = None) -> None:
         """Forget the tracks, windows and scene of one source (all sources with None)."""
         with self._lock:
