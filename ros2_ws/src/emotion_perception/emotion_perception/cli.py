@@ -1,0 +1,280 @@
+"""`emotion-perception`: record, run and evaluate recordings without ROS, and the demo.
+
+    emotion-perception record VIDEO|CAMERA OUT_BAG      video file / camera -> rosbag2 of images
+    emotion-perception run INPUT --out DIR              bag / video / camera -> results bag + JSON-lines
+    emotion-perception eval RESULTS --labels CSV --out DIR   score against labels -> report
+    emotion-perception demo [--out runs/demo]           all of the above on a built-in clip
+
+Every failure the user can fix (missing topic, damaged bag, bad labels, missing weights) ends
+the program with one line on stderr and exit status 1 (EMOTION_PERCEPTION_TRACEBACK=1 shows the
+traceback); Ctrl-C exits with 130 after closing what was written, so partial results stay readable.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weights: run `models/fetch` "
+              "(or `emotion-fetch`) on a machine with internet, then pass --weights-dir or use the default")
+
+
+class UsageError(Exception):
+    """A command-line mistake the parser cannot see (e.g. conflicting options)."""
+
+
+def _stamp(seconds: float | None) -> int | None:
+    return None if seconds is None else int(round(seconds * 1e9))
+
+
+def _add_bag_options(p: argparse.ArgumentParser) -> None:
+    from .evaluation.bags import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGES
+
+    p.add_argument("--storage", choices=sorted(STORAGES), default=DEFAULT_STORAGE,
+                   help="rosbag2 storage plugin (default: %(default)s)")
+    p.add_argument("--bag-version", type=int, choices=BAG_VERSIONS, default=DEFAULT_BAG_VERSION,
+                   help="rosbag2 metadata version: 8 is read by Humble and Jazzy, 9 by Jazzy only "
+                        "(default: %(default)s)")
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="auto",
+                   help="model profile name, or 'auto' = the best one whose weights are present (default)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 (default: the profile's choice)")
+    p.add_argument("--detector", default=None, help="face detector backend (default: the profile's)")
+    p.add_argument("--weights-dir", type=Path, default=None, help="where downloaded weights live")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emotion-perception",
+        description="Record, replay and evaluate emotion perception on recordings, without ROS.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `emotion-perception demo` for the whole chain on a built-in clip.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("record", help="turn a video file or a camera into a rosbag2 of images",
+                       description="Record a video file or a camera (device index, e.g. 0) into a new rosbag2 "
+                                   "of sensor_msgs/Image (rgb8/bgr8) or CompressedImage (jpeg/png). Stamps "
+                                   "follow the video's timing from --start-time (default: now), or the wall "
+                                   "clock for a camera.")
+    p.add_argument("source", help="video file, or camera index (0, 1, ...)")
+    p.add_argument("out", type=Path, help="bag directory to create (must not exist)")
+    p.add_argument("--topic", default=None,
+                   help="image topic (default: /camera/image_raw, or /camera/image_raw/compressed for jpeg/png)")
+    p.add_argument("--format", dest="encoding", default="rgb8", choices=["rgb8", "bgr8", "jpeg", "png"],
+                   help="Image encoding, or jpeg/png for CompressedImage (default: %(default)s)")
+    p.add_argument("--frame-id", default="camera", help="header frame_id (default: %(default)s)")
+    p.add_argument("--start-time", type=float, default=None,
+                   help="stamp of the first video frame, seconds since the epoch (default: now)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all / until Ctrl-C)")
+    p.add_argument("--duration", type=float, default=0.0, help="camera: stop after N seconds (0: until Ctrl-C)")
+    _add_bag_options(p)
+
+    p = sub.add_parser("run", help="run the perception engine over a bag, video or camera",
+                       description="Feed a bag (an Image or CompressedImage topic), a video file or a camera "
+                                   "through the perception engine. Writes DIR/results (a bag of "
+                                   "EmotionStateArray with the input images copied in, for Foxglove or "
+                                   "`ros2 bag play`), DIR/results.jsonl (one line per frame) and DIR/run.json; "
+                                   "optionally an annotated video.")
+    p.add_argument("input", help="bag directory / .mcap / .db3, video file, or camera index")
+    p.add_argument("--out", type=Path, default=Path("runs/run"), help="output directory (default: %(default)s)")
+    p.add_argument("--topic", default=None, help="image topic of a bag input (default: its only image topic)")
+    p.add_argument("--rate", choices=["max", "recorded"], default="max",
+                   help="max: every frame, as fast as possible; recorded: at the recording's pace, dropping "
+                        "stale frames when the engine is slower, as on the robot (default: %(default)s)")
+    p.add_argument("--results-topic", default="/emotions", help="EmotionStateArray topic (default: %(default)s)")
+    p.add_argument("--label-topic", default=None, help="std_msgs/String label topic of a bag input to copy along")
+    p.add_argument("--video-out", type=Path, default=None, help="write an annotated video (.mp4 or .avi)")
+    p.add_argument("--start-time", type=float, default=None, help="video input: stamp of the first frame (s)")
+    p.add_argument("--frame-id", default="camera", help="video/camera input: header frame_id")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_engine_options(p)
+    _add_bag_options(p)
+
+    p = sub.add_parser("eval", help="score results against labels and write a report",
+                       description="Score a run's results (results.jsonl or the results bag) against a labels "
+                                   "CSV (start,end,label[,face_id]; half-open ranges in frames or seconds; no "
+                                   "face_id = the main face, the largest box) or a std_msgs/String label topic "
+                                   "in the results bag. Writes report.json, report.md, report.html and PNG plots "
+                                   "(confusion matrix, timeline, latency).")
+    p.add_argument("results", type=Path, help="results.jsonl, or a results bag")
+    p.add_argument("--labels", type=Path, default=None, help="labels CSV")
+    p.add_argument("--units", choices=["frames", "seconds"], default="frames",
+                   help="units of the CSV ranges (seconds: since the first frame) (default: %(default)s)")
+    p.add_argument("--label-topic", default=None, help="label topic in the results bag, instead of --labels")
+    p.add_argument("--results-topic", default="/emotions", help="results bag: EmotionStateArray topic")
+    p.add_argument("--image-topic", default=None, help="results bag: image topic (default: its only one)")
+    p.add_argument("--out", type=Path, default=None, help="report directory (default: <results dir>/report)")
+
+    p = sub.add_parser("demo", help="the main job: record, run and score a built-in clip (offline, CPU, no ROS)",
+                       description="Build a short recording from scikit-image's astronaut photo (pan/zoom over a "
+                                   "smiling face, then frames without a face), write it as a bag, run the best "
+                                   "model profile available, score it against the labels it wrote (happy) and "
+                                   "print where the report is.")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default: %(default)s)")
+    p.add_argument("--no-video", action="store_true", help="skip the annotated video")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_engine_options(p)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+def _engine(args):
+    """(engine, info dict) for the chosen profile; says which profile runs and why."""
+    from .pipeline import create_engine
+
+    engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
+                                   detector=args.detector, weights_dir=args.weights_dir)
+    info = {"profile": choice.profile.name, "reason": choice.reason}
+    print(f"model profile: {choice.profile.name} ({choice.reason})")
+    if not getattr(choice.profile, "backbone", None) or choice.profile.kind == "lite":
+        print(f"  note: {FETCH_HINT}")
+    return engine, info
+
+
+def _print_run(summary) -> None:
+    print(f"processed {summary.processed} of {summary.frames} frames ({summary.dropped} dropped, "
+          f"{summary.faces} face estimates) in {summary.wall_s:.1f} s = {summary.fps:.1f} frames/s")
+    for name, path in summary.outputs.items():
+        print(f"  {name}: {path}")
+
+
+def _finish_run(summary) -> int:
+    if summary.error:
+        print(f"kept the results of the frames before the error (above)", file=sys.stderr)
+        raise RuntimeError(summary.error)
+    if summary.interrupted:
+        print("interrupted; the results so far are kept (above)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_record(args) -> int:
+    from .evaluation import jobs
+    from .evaluation.bags import default_image_topic
+
+    topic = args.topic or default_image_topic(args.encoding)
+    start = time.perf_counter()
+    try:
+        count = jobs.record(args.source, args.out, topic, args.encoding, args.storage, args.bag_version,
+                            args.frame_id, _stamp(args.start_time), args.max_frames, args.duration)
+    except KeyboardInterrupt:
+        print(f"interrupted; the frames recorded so far are in {args.out}", file=sys.stderr)
+        return 130
+    print(f"recorded {count} frames to {args.out} ({args.storage}, bag version {args.bag_version}, topic {topic}) "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .evaluation import jobs
+
+    inp = jobs.open_input(args.input, args.topic, args.label_topic, _stamp(args.start_time), args.frame_id,
+                          args.max_frames)
+    try:
+        engine, info = _engine(args)
+    except BaseException:
+        inp.close()
+        raise
+    print(f"input: {inp.description}, rate {args.rate}")
+    summary = jobs.run(inp, engine, args.out, args.rate, args.results_topic, args.storage, args.bag_version,
+                       args.video_out, not args.no_progress, info={**info, "rate": args.rate})
+    _print_run(summary)
+    return _finish_run(summary)
+
+
+def cmd_eval(args) -> int:
+    from .evaluation import jobs
+
+    out = args.out or args.results.parent / "report"
+    ev, paths = jobs.evaluate_results(args.results, out, args.labels, args.units, args.label_topic,
+                                      args.results_topic, args.image_topic)
+    _print_scores(ev)
+    print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name} and PNG plots)")
+    return 0
+
+
+def _print_scores(ev) -> None:
+    data = ev.to_dict()
+    lat = data["latency_ms"]
+
+    def pct(v):
+        return "n/a" if v is None or v != v else f"{v:.1%}"
+
+    def ms(v):
+        return "n/a" if v is None else f"{v:.1f}"
+
+    print(f"UAR {pct(data['uar'])}  WAR {pct(data['war'])}  ({data['scored_samples']} scored samples, "
+          f"{data['missed_faces']} labelled frames without a face, {data['dropped_frames']} dropped frames)")
+    print(f"latency ms p50 {ms(lat['p50'])}  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}")
+
+
+def cmd_demo(args) -> int:
+    from .evaluation import demo, jobs
+
+    start = time.perf_counter()
+    print("emotion-perception demo: offline, on this machine's CPU/GPU, no ROS needed")
+    out = demo.prepare(args.out)
+    bag, labels, count = demo.make_recording(out)
+    print(f"recording: {bag} ({count} frames at {demo.FPS} fps from scikit-image's astronaut photo: "
+          f"pan/zoom over the face, then {demo.AWAY_FRAMES} frames without a face); labels: {labels}")
+    engine, info = _engine(args)
+    inp = jobs.open_input(str(bag), demo.TOPIC)
+    summary = jobs.run(inp, engine, out, "max", video_out=None if args.no_video else out / "annotated.mp4",
+                       progress=not args.no_progress, info={**info, "rate": "max"})
+    _print_run(summary)
+    status = _finish_run(summary)
+    if status:
+        return status
+    ev, paths = jobs.evaluate_results(out / "results.jsonl", out / "report", labels,
+                                      info={**info, "input": inp.description},
+                                      title="emotion-perception demo (astronaut, labelled happy)")
+    _print_scores(ev)
+    print(f"model profile that ran: {info['profile']} — {FETCH_HINT}")
+    print(f"demo finished in {time.perf_counter() - start:.1f} s")
+    print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name})")
+    return 0
+
+
+COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "demo": cmd_demo}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or a missing file: reported in one line, no traceback."""
+    from .evaluation.bags import BagError
+    from .evaluation.labels_file import LabelsError
+    from .evaluation.results import ResultsError
+    from .evaluation.video import VideoError
+    from .images import ImageError
+
+    # FileNotFoundError covers WeightsMissingError; KeyError an unknown profile; ValueError a bad
+    # option value (device, precision); RuntimeError an engine failure during a run.
+    return (BagError, LabelsError, ResultsError, VideoError, ImageError, UsageError, FileNotFoundError,
+            KeyError, ValueError, RuntimeError, ImportError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our own message says what is wrong with a video
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        if os.environ.get("EMOTION_PERCEPTION_TRACEBACK"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"emotion-perception {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
