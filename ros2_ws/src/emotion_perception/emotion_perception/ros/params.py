@@ -68,14 +68,12 @@ PARAMETERS: tuple[Param, ...] = (
           "(models/ next to the profiles, or $EMOTION_WEIGHTS_DIR)", at_configure=True),
     Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd); empty = the "
           "profile's", at_configure=True),
-    Param("window", 0, "Frames per face the temporal head looks at; 0 = the profile's (16)",
+    Param("window", 0, "Frames per face the temporal head looks at; 0 = the profile's",
           low=0, high=128, at_configure=True),
-    Param("scene_interval", 0, "Re-encode the whole scene every N frames; 0 = the profile's (4)",
+    Param("scene_interval", 0, "Re-encode the whole scene every N frames; 0 = the profile's",
           low=0, high=300, at_configure=True),
     Param("face_margin", 0.2, "Margin added around each face box before cropping, as a fraction "
           "of the box size", low=0.0, high=1.0, at_configure=True),
-    Param("min_face_score", 0.5, "Drop face detections scoring below this", low=0.0, high=1.0,
-          at_configure=True),
     Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
           low=1, high=64, at_configure=True),
     # Input.
@@ -129,7 +127,8 @@ def validate(values: dict[str, Value]) -> dict[str, Value]:
 def engine_options(values: dict[str, Value]) -> dict:
     """Keyword arguments for ``pipeline.create_engine`` from validated parameter values.
 
-    Empty strings and zeros mean "the profile's value", so they are left out.
+    Empty strings and zeros mean "the profile's value", so they are left out; the rest beyond
+    profile/device/precision/detector/weights_dir are ``EngineConfig`` fields.
     """
     opts: dict = {"profile": values["profile"], "device": values["device"]}
     for key in ("precision", "detector", "weights_dir"):
@@ -138,6 +137,6 @@ def engine_options(values: dict[str, Value]) -> dict:
     for key in ("window", "scene_interval"):
         if values[key]:
             opts[key] = values[key]
-    for key in ("face_margin", "min_face_score", "max_faces"):
+    for key in ("face_margin", "max_faces"):
         opts[key] = values[key]
     return opts

@@ -1,0 +1,390 @@
+"""The perception node: camera images in, per-face emotion states out (ROS 2 Humble and Jazzy).
+
+A lifecycle node, so a robot's lifecycle manager (or ``head.launch.py`` by itself) decides when
+the model occupies the GPU:
+
+- configure: read parameters, load the model (``pipeline.create_engine``), create topics;
+- activate: start a worker thread and process images;
+- deactivate: stop processing, drop the model and empty the CUDA cache (activate reloads it);
+- cleanup / shutdown: destroy topics and timers.
+
+Topics (relative names, so namespaces and remapping work):
+
+- in: ``image`` (sensor_msgs/Image), or ``image/compressed`` (CompressedImage) with
+  ``image_transport: compressed``; ``image_topics`` lists several cameras, one subscription each.
+- out: ``emotions`` (emotion_msgs/EmotionStateArray, all faces of a frame, header = the image's),
+  ``emotion`` (emotion_msgs/EmotionState, one message per face, ``face_id`` inside),
+  ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``/diagnostics`` (1 Hz);
+  with hri_msgs installed, ``/humans/faces/<id>/expression`` (hri_msgs/Expression) and
+  ``/humans/faces/tracked`` (hri_msgs/IdsList).
+
+Inference runs off the executor on a ``CameraBatchWorker`` (one latest-frame slot per camera),
+so a slow model drops stale frames instead of blocking callbacks or growing a queue. The node
+only translates: conversion is in ``convert``, parameters in ``params``, diagnostics in
+``diagnostics`` — all ROS-free and tested in CI.
+"""
+from __future__ import annotations
+
+import functools
+import gc
+import sys
+from collections import deque
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from emotion_msgs.msg import EmotionState, EmotionStateArray
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_policy_name_from_kind,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+try:  # Iron and later (Jazzy)
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+from ..images import ImageError
+from ..visualize import draw_estimates
+from .camera_batcher import CameraBatchWorker
+from .convert import (
+    MessageTypes,
+    compressed_msg_to_frame,
+    estimate_to_expression,
+    estimates_to_array_msg,
+    hri_face_id,
+    image_msg_to_frame,
+    rgb_to_image_msg,
+)
+from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate
+from .params import BY_NAME, PARAMETERS, Param, engine_options, validate
+
+NODE_NAME = "perception_node"
+_PARAM_TYPES = {
+    "bool": ParameterType.PARAMETER_BOOL,
+    "int": ParameterType.PARAMETER_INTEGER,
+    "float": ParameterType.PARAMETER_DOUBLE,
+    "str": ParameterType.PARAMETER_STRING,
+    "str_list": ParameterType.PARAMETER_STRING_ARRAY,
+}
+_LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR,
+           STALE: DiagnosticStatus.STALE}
+_RELIABLE = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.VOLATILE)
+
+
+def _descriptor(p: Param) -> ParameterDescriptor:
+    """ParameterDescriptor of a table entry: type, description, numeric range, allowed values."""
+    text = p.description + (" (applied at configure)" if p.at_configure else "")
+    d = ParameterDescriptor(name=p.name, type=_PARAM_TYPES[p.kind], description=text)
+    if p.kind == "float" and p.low is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high), step=0.0)]
+    elif p.kind == "int" and p.low is not None:
+        d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=1)]
+    if p.choices:
+        d.additional_constraints = "one of: " + ", ".join(repr(c) for c in p.choices)
+    return d
+
+
+class PerceptionNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        for p in PARAMETERS:
+            self.declare_parameter(p.name, p.default, _descriptor(p))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._types = MessageTypes.from_rclpy()
+        self._values: dict = {}
+        self._engine = None
+        self._choice = None
+        self._worker: CameraBatchWorker | None = None
+        self._active = False
+        self._monitor = ProcessingMonitor()
+        self._worker_drops = 0
+        self._arrivals: dict[str, deque] = {}  # source -> (frame, receive time) in flight
+        self._subs: list = []
+        self._sources: list[str] = []
+        self._pubs: dict = {}  # lifecycle publishers by topic
+        self._diag_pub = None
+        self._diag_timer = None
+        self._hri_pubs: dict = {}  # face id -> Expression publisher
+        self._hri_ids: dict[str, set[str]] = {}  # camera -> face ids it tracks
+
+    # ----------------------------------------------------------------------------- parameters
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        for param in parameters:
+            spec = BY_NAME.get(param.name)
+            if spec is None:
+                continue
+            try:
+                spec.check(param.value)
+            except ValueError as err:
+                return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def _read_parameters(self) -> dict:
+        return validate({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._values = self._read_parameters()
+            self._load_engine()
+            self._create_interfaces()
+        except Exception as err:  # a bad parameter or missing weights: stay unconfigured, say why
+            self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
+            self._destroy_interfaces()
+            self._free_engine()
+            return TransitionCallbackReturn.FAILURE
+        return super().on_configure(state)
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        try:
+            if self._engine is None:  # freed by deactivate
+                self._load_engine()
+        except Exception as err:
+            self.get_logger().error(f"activate failed: {type(err).__name__}: {err}")
+            return TransitionCallbackReturn.FAILURE
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
+        self._worker = CameraBatchWorker(self._engine, self._on_result, self._on_error)
+        self._worker_drops = 0
+        self._active = True
+        self.get_logger().info(f"processing {', '.join(self._sources)} ({self._values['image_transport']})")
+        return result
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._free_engine()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_interfaces()
+        self._free_engine()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_interfaces()
+        self._free_engine()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error during a transition from {state.label}; back to unconfigured")
+        self._stop_processing()
+        self._destroy_interfaces()
+        self._free_engine()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        self._stop_processing()
+        self._free_engine()
+        return super().destroy_node()
+
+    def _load_engine(self) -> None:
+        from ..pipeline import create_engine  # torch and the model: only when configuring
+
+        self._engine, self._choice = create_engine(**engine_options(self._values))
+        self.get_logger().info(
+            f"model profile {self._choice.profile.name} on {getattr(self._engine, 'device', '?')}: "
+            f"{self._choice.reason}"
+        )
+
+    def _free_engine(self) -> None:
+        """Drop every reference to the model and give its GPU memory back to the driver."""
+        self._engine = None
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _stop_processing(self) -> None:
+        self._active = False
+        if self._worker is not None:
+            if not self._worker.close(timeout=10.0):
+                self.get_logger().warning("the inference worker did not stop within 10 s")
+            self._worker = None
+        for pub in self._hri_pubs.values():
+            self.destroy_publisher(pub)
+        self._hri_pubs.clear()
+        self._hri_ids.clear()
+        self._arrivals.clear()
+
+    # ----------------------------------------------------------------------------- topics
+    def _create_interfaces(self) -> None:
+        v, t = self._values, self._types
+        self._pubs["emotions"] = self.create_lifecycle_publisher(EmotionStateArray, "emotions", 10)
+        self._pubs["emotion"] = self.create_lifecycle_publisher(EmotionState, "emotion", 10)
+        if v["publish_debug_image"]:
+            self._pubs["debug_image"] = self.create_lifecycle_publisher(Image, "debug_image", 1)
+        if v["publish_hri"] and t.Expression is not None:
+            self._pubs["tracked"] = self.create_lifecycle_publisher(t.IdsList, "/humans/faces/tracked", 1)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+
+        compressed = v["image_transport"] == "compressed"
+        msg_type = CompressedImage if compressed else Image
+        qos = _RELIABLE if v["reliable_qos"] else qos_profile_sensor_data
+        for index, topic in enumerate(v["image_topics"]):
+            name = f"{topic}/compressed" if compressed else topic
+            events = SubscriptionEventCallbacks(
+                incompatible_qos=functools.partial(self._on_incompatible_qos, index))
+            sub = self.create_subscription(msg_type, name, functools.partial(self._on_image, index), qos,
+                                           event_callbacks=events)
+            self._subs.append(sub)
+            self._sources.append(sub.topic_name)  # resolved: namespace and remapping applied
+
+    def _destroy_interfaces(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        self._sources.clear()
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs.clear()
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        if self._diag_pub is not None:
+            self.destroy_publisher(self._diag_pub)
+            self._diag_pub = None
+
+    def _on_incompatible_qos(self, index: int, info) -> None:
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        self.get_logger().warning(
+            f"a publisher on {self._sources[index]} offers QoS incompatible with this subscription "
+            f"({policy}); no images will arrive from it. The subscription is "
+            f"{'reliable' if self._values['reliable_qos'] else 'best effort (sensor data)'}: "
+            f"set reliable_qos to {not self._values['reliable_qos']} or change the publisher")
+
+    # ----------------------------------------------------------------------------- processing
+    def _on_image(self, index: int, msg) -> None:
+        """Executor thread: convert and hand over; never waits for inference."""
+        worker = self._worker
+        if not self._active or worker is None:
+            return
+        source = self._sources[index]
+        received = self._monitor.received()
+        try:
+            if self._values["image_transport"] == "compressed":
+                frame = compressed_msg_to_frame(msg, source)
+            else:
+                frame = image_msg_to_frame(msg, source)
+        except ImageError as err:
+            self._monitor.dropped()
+            # rclpy throttles per call site, and its arguments must not change between calls
+            self.get_logger().warning(f"dropping an image from {source}: {err}",
+                                      throttle_duration_sec=self._values["error_log_period_s"])
+            return
+        self._arrivals.setdefault(source, deque(maxlen=2)).append((frame, received))
+        try:
+            worker.submit(frame)
+        except RuntimeError:  # closed by a concurrent deactivate
+            pass
+
+    def _received_at(self, frame) -> float | None:
+        for queued, t in tuple(self._arrivals.get(frame.source, ())):
+            if queued is frame:
+                return t
+        return None
+
+    def _on_result(self, frame, estimates) -> None:
+        """Worker thread: publish one frame's estimates on every output."""
+        if not self._active:
+            return
+        t = self._types
+        header = t.header(frame.stamp_ns, frame.frame_id)  # the image's header
+        h, w = frame.image.shape[:2]
+        array = estimates_to_array_msg(estimates, header, t, image_size=(w, h))
+        self._pubs["emotions"].publish(array)
+        for state in array.states:
+            self._pubs["emotion"].publish(state)
+        received = self._received_at(frame)
+        if received is not None:
+            self._monitor.published(received)
+        debug = self._pubs.get("debug_image")
+        if debug is not None and debug.get_subscription_count() > 0:
+            debug.publish(rgb_to_image_msg(draw_estimates(frame.image, estimates), header, t))
+        if "tracked" in self._pubs:
+            self._publish_hri(frame.source, header, estimates)
+
+    def _publish_hri(self, source: str, header, estimates) -> None:
+        """REP-155: one Expression topic per tracked face, and the list of tracked ids."""
+        prefix = "" if len(self._sources) == 1 else f"cam{self._sources.index(source)}_"
+        faces = {hri_face_id(prefix + str(e.face_id)): e for e in estimates}
+        self._hri_ids[source] = set(faces)
+        for face_id, est in faces.items():
+            pub = self._hri_pubs.get(face_id)
+            if pub is None:
+                pub = self.create_publisher(self._types.Expression, f"/humans/faces/{face_id}/expression", 1)
+                self._hri_pubs[face_id] = pub
+            pub.publish(estimate_to_expression(est, header, self._types.Expression))
+        tracked = set().union(*self._hri_ids.values())
+        for gone in set(self._hri_pubs) - tracked:
+            self.destroy_publisher(self._hri_pubs.pop(gone))
+        self._pubs["tracked"].publish(self._types.IdsList(header=header, ids=sorted(tracked)))
+
+    def _on_error(self, frame, err: Exception) -> None:
+        self._monitor.failed()
+        self.get_logger().warning(
+            f"inference failed on a frame from {frame.source}: {type(err).__name__}: {err}",
+            throttle_duration_sec=self._values["error_log_period_s"])
+
+    # ----------------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        worker = self._worker
+        if worker is not None:  # frames the worker replaced in their slot
+            self._monitor.dropped(worker.dropped - self._worker_drops)
+            self._worker_drops = worker.dropped
+        thresholds = Thresholds.from_params(
+            {p.name: self.get_parameter(p.name).value for p in PARAMETERS if p.name.startswith("diag_")})
+        extra = {"cameras": ", ".join(self._sources), "image transport": self._values.get("image_transport", "")}
+        if self._choice is not None:
+            extra["model profile"] = self._choice.profile.name
+            extra["profile chosen because"] = self._choice.reason
+        engine = self._engine
+        device = str(getattr(engine, "device", self._values.get("device", "")))
+        extra["device"] = device
+        if engine is not None:
+            extra["active tracks"] = engine.stats().get("active_tracks", "")
+        report = evaluate(self._monitor.snapshot(), thresholds, active=self._active, extra=extra)
+        status = DiagnosticStatus(
+            level=_LEVELS[report.level],
+            name=f"{self.get_name()}: emotion perception",
+            message=report.message,
+            hardware_id=device,
+            values=[KeyValue(key=k, value=val) for k, val in report.values],
+        )
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
+        self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = PerceptionNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
