@@ -1,0 +1,87 @@
+"""Labels CSV parsing (frames / seconds, main face / per face) and its errors."""
+from __future__ import annotations
+
+import pytest
+
+from emotion_perception.evaluation.labels_file import (LabelRange, LabelsError, labels_from_messages, load_labels,
+                                                       write_labels)
+from emotion_perception.labels import class_id
+
+
+def _csv(tmp_path, text, name="labels.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_frame_ranges_are_half_open(tmp_path):
+    labels = load_labels(_csv(tmp_path, "start,end,label\n0,10,happy  # comment\n\n10,15,Sadness\n"))
+    assert labels.units == "frames"
+    assert [labels.target(i, 0.0) for i in (0, 9, 10, 14, 15)] == [0, 0, 1, 1, None]
+
+
+def test_seconds_ranges_use_time_not_index(tmp_path):
+    labels = load_labels(_csv(tmp_path, "0.5,1.5,surprise\n"), units="seconds")
+    assert labels.target(frame_index=0, seconds=0.4) is None
+    assert labels.target(frame_index=0, seconds=0.5) == class_id("surprise")
+    assert labels.target(frame_index=99, seconds=1.49) == class_id("surprise")
+    assert labels.target(frame_index=1, seconds=1.5) is None
+
+
+def test_per_face_ranges(tmp_path):
+    labels = load_labels(_csv(tmp_path, "0,10,happy\n0,10,angry,3\n5,20,fear,7\n"))
+    assert labels.face_ids == {None, "3", "7"}
+    assert labels.target(2, 0, None) == class_id("happy")
+    assert labels.target(2, 0, "3") == class_id("angry")
+    assert labels.target(2, 0, "7") is None
+    assert labels.target(12, 0, "7") == class_id("fear")
+
+
+def test_unknown_class_names_the_line(tmp_path):
+    path = _csv(tmp_path, "0,10,happy\n10,20,bored\n")
+    with pytest.raises(LabelsError, match=r"labels.csv:2: unknown emotion class 'bored'"):
+        load_labels(path)
+
+
+def test_overlapping_ranges_of_one_face_are_an_error(tmp_path):
+    with pytest.raises(LabelsError, match=r"overlapping ranges for the main face: line 1 \[0, 10\) happy and line 2"):
+        load_labels(_csv(tmp_path, "0,10,happy\n9,20,sad\n"))
+    with pytest.raises(LabelsError, match="overlapping ranges for face 2"):
+        load_labels(_csv(tmp_path, "0,10,happy,2\n5,6,sad,2\n"))
+    # the same span for different faces is fine
+    assert len(load_labels(_csv(tmp_path, "0,10,happy,1\n0,10,sad,2\n")).ranges) == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0,happy\n", "expected start,end,label"),
+    ("a,10,happy\n", "start 'a' is not a number"),
+    ("10,10,happy\n", "must be greater than start"),
+    ("-1,3,happy\n", "negative"),
+    ("# only a comment\n", "no label ranges"),
+])
+def test_malformed_lines(tmp_path, text, message):
+    with pytest.raises(LabelsError, match=message):
+        load_labels(_csv(tmp_path, text))
+
+
+def test_bad_units_and_missing_file(tmp_path):
+    with pytest.raises(LabelsError, match="units"):
+        load_labels(_csv(tmp_path, "0,1,happy\n"), units="minutes")
+    with pytest.raises(LabelsError, match="cannot read labels file"):
+        load_labels(tmp_path / "absent.csv")
+
+
+def test_write_then_load(tmp_path):
+    ranges = [LabelRange(0, 60, 0), LabelRange(60, 70, 2, "4")]
+    labels = load_labels(write_labels(tmp_path / "out.csv", ranges))
+    assert [(r.start, r.end, r.class_id, r.face_id) for r in labels.ranges] == [(0, 60, 0, None), (60, 70, 2, "4")]
+
+
+def test_label_topic_messages_hold_until_the_next():
+    t0 = 10_000_000_000
+    msgs = [(t0, "happy"), (t0 + 2_000_000_000, "none"), (t0 + 3_000_000_000, "sad")]
+    labels = labels_from_messages(msgs, t0, t0 + 4_000_000_000)
+    assert labels.units == "seconds"
+    assert [labels.target(0, s) for s in (0.0, 1.99, 2.5, 3.0, 4.0)] == [0, 0, None, 1, 1]
+    with pytest.raises(LabelsError, match="unknown emotion class 'meh'"):
+        labels_from_messages([(t0, "meh")], t0, t0)
