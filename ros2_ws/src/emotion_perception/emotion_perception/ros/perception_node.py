@@ -357,11 +357,9 @@ class PerceptionNode(LifecycleNode):
         if self._choice is not None:
             extra["model profile"] = self._choice.profile.name
             extra["profile chosen because"] = self._choice.reason
-        engine = self._engine
-        device = str(getattr(engine, "device", self._values.get("device", "")))
+        # not engine.stats(): it waits for the engine's lock, i.e. for the batch in progress
+        device = str(getattr(self._engine, "device", self._values.get("device", "")))
         extra["device"] = device
-        if engine is not None:
-            extra["active tracks"] = engine.stats().get("active_tracks", "")
         report = evaluate(self._monitor.snapshot(), thresholds, active=self._active, extra=extra)
         status = DiagnosticStatus(
             level=_LEVELS[report.level],
