@@ -133,9 +133,7 @@ def _engine(args):
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
                                    detector=args.detector, weights_dir=args.weights_dir)
     info = {"profile": choice.profile.name, "reason": choice.reason}
-    print(f"model profile: {choice.profile.name} ({choice.reason})")
-    if not getattr(choice.profile, "backbone", None) or choice.profile.kind == "lite":
-        print(f"  note: {FETCH_HINT}")
+    print(f"model profile: {choice.profile.name}\n  why: {choice.reason}")
     return engine, info
 
 

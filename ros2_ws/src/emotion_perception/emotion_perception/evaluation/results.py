@@ -3,6 +3,7 @@ accumulated live from messages (the eval node) — one shape for the scorer eith
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import numpy as np
 from ..ros.convert import array_msg_to_estimates
 from ..types import Box, EmotionEstimate
 from .bags import EMOTION_ARRAY, RESULTS_TOPIC, STRING, BagError, BagReader, latency_topic
+
+log = logging.getLogger(__name__)
 
 
 class ResultsError(ValueError):
@@ -70,6 +73,7 @@ def load_jsonl(path: str | Path) -> Results:
         lines = path.read_text().splitlines()
     except OSError as exc:
         raise ResultsError(f"cannot read results {path}: {exc.strerror or exc}") from None
+    last = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -79,7 +83,9 @@ def load_jsonl(path: str | Path) -> Results:
             frames.append(FrameResult(int(rec["frame"]), stamp, bool(rec["processed"]), rec.get("latency_ms"),
                                       [_estimate(f, stamp) for f in rec.get("faces", [])]))
         except (ValueError, KeyError, TypeError) as exc:
-            # a line cut off by a crash is the typical case; say where
+            if number == last:  # the line a crash cut off: the frames before it still count
+                log.warning("%s:%d: ignoring an incomplete last line (%s)", path, number, exc)
+                continue
             raise ResultsError(f"{path}:{number}: not a results line ({type(exc).__name__}: {exc})") from None
     if not frames:
         raise ResultsError(f"results file {path} has no frames")
