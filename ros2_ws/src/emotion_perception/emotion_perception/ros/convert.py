@@ -227,7 +227,8 @@ def hri_face_id(face_id: str) -> str:
 
 
 def estimate_to_expression(est: EmotionEstimate, header, expression_cls):
-    """EmotionEstimate -> hri_msgs/Expression (expression name, valence, arousal, confidence)."""
+    """EmotionEstimate -> hri_msgs/Expression (hri_msgs 0.8+: header, expression, valence, arousal,
+    confidence)."""
     valence, arousal = est.valence_arousal
     return expression_cls(
         header=header,

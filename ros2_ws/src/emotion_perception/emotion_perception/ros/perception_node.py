@@ -30,6 +30,7 @@ import gc
 import sys
 from collections import deque
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from emotion_msgs.msg import EmotionState, EmotionStateArray
@@ -59,6 +60,8 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
 from ..images import ImageError
+from ..labels import NUM_CLASSES
+from ..types import Box, EmotionEstimate
 from ..visualize import draw_estimates
 from .camera_batcher import CameraBatchWorker
 from .convert import (
@@ -83,6 +86,7 @@ _PARAM_TYPES = {
 }
 _LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR,
            STALE: DiagnosticStatus.STALE}
+_PROBE = EmotionEstimate("probe", Box(0, 0, 1, 1), np.full(NUM_CLASSES, 1 / NUM_CLASSES, np.float32), 1, "probe")
 _RELIABLE = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
 
@@ -232,7 +236,7 @@ class PerceptionNode(LifecycleNode):
         self._pubs["emotion"] = self.create_lifecycle_publisher(EmotionState, "emotion", 10)
         if v["publish_debug_image"]:
             self._pubs["debug_image"] = self.create_lifecycle_publisher(Image, "debug_image", 1)
-        if v["publish_hri"] and t.Expression is not None:
+        if v["publish_hri"] and self._hri_supported():
             self._pubs["tracked"] = self.create_lifecycle_publisher(t.IdsList, "/humans/faces/tracked", 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -248,6 +252,19 @@ class PerceptionNode(LifecycleNode):
                                            event_callbacks=events)
             self._subs.append(sub)
             self._sources.append(sub.topic_name)  # resolved: namespace and remapping applied
+
+    def _hri_supported(self) -> bool:
+        """hri_msgs installed, and recent enough (0.8+: Expression has a header, string expression)."""
+        t = self._types
+        if t.Expression is None:
+            return False
+        try:
+            estimate_to_expression(_PROBE, t.header(0, ""), t.Expression)
+        except Exception as err:
+            self.get_logger().warning(f"hri_msgs is installed but its Expression does not fit ({type(err).__name__}: {err}); "
+                                      "REP-155 output off (needs hri_msgs 0.8 or later)")
+            return False
+        return True
 
     def _destroy_interfaces(self) -> None:
         for sub in self._subs:
