@@ -261,8 +261,9 @@ class PerceptionNode(LifecycleNode):
         try:
             estimate_to_expression(_PROBE, t.header(0, ""), t.Expression)
         except Exception as err:
-            self.get_logger().warning(f"hri_msgs is installed but its Expression does not fit ({type(err).__name__}: {err}); "
-                                      "REP-155 output off (needs hri_msgs 0.8 or later)")
+            self.get_logger().warning(
+                f"hri_msgs is installed but its Expression does not fit ({type(err).__name__}: {err}); "
+                "REP-155 output off (needs hri_msgs 0.8 or later)")
             return False
         return True
 
