@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from fake_datasets import make_dfew
+from fake_datasets import make_dfew, make_ferv39k
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from emotion_perception.models.checkpoint import load_checkpoint
+from emotion_perception.models.checkpoint import load_checkpoint, save_checkpoint
 from emotion_perception.models.losses import AlphaSwitchCriterion
 from emotion_perception.models.registry import build_model
 from emotion_perception.training.cli import evaluate_main, train_main
 from emotion_perception.training.config import ConfigError, TrainConfig
-from emotion_perception.training.datasets import ClipDataset, read_dfew
+from emotion_perception.training.datasets import ClipDataset, read_dfew, read_ferv39k
 from emotion_perception.training.trainer import CrossEntropyCriterion, Trainer, make_criterion, trainable_parameters
 
 PROFILE = "tiny-test-ous"
@@ -53,7 +53,7 @@ def test_train_resume_and_evaluate_end_to_end(dfew, tmp_path, capsys):
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(0.0 <= h["val"]["uar"] <= 1.0 and np.isfinite(h["train"]["loss"]) for h in history)
 
-    model = build_model(PROFILE, "cpu", load_head=False)
+    model = build_model(PROFILE, "cpu")
     last = load_checkpoint(out / "last.pt", model, PROFILE)
     assert last["epoch"] == 2 and last["optimizer"] is not None
     assert {"scheduler", "scaler", "criterion", "history"} <= set(last["extra"])
@@ -108,6 +108,25 @@ def test_train_resume_and_evaluate_end_to_end(dfew, tmp_path, capsys):
     assert "UAR" in capsys.readouterr().out
 
 
+def test_evaluate_ferv39k_with_scenes(tmp_path):
+    root = tmp_path / "ferv"
+    make_ferv39k(root, clips_per_class=1, size=24, scene_size=40)
+    torch.manual_seed(5)  # the evaluation rebuilds the random tiny backbone under the checkpoint's seed
+    model = build_model(PROFILE, "cpu")
+    save_checkpoint(tmp_path / "ous.pt", model, PROFILE, epoch=0, extra={"num_frames": 3, "config": {"seed": 5}})
+    assert evaluate_main(["--checkpoint", str(tmp_path / "ous.pt"), "--dataset", "ferv39k", "--root", str(root),
+                          "--num-workers", "0", "--no-progress"]) == 0
+    report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
+    fold = report["folds"]["test"]
+    assert fold["num_frames"] == 3 and fold["samples"] == 7 and report["summary"]["folds"] == 1
+    assert np.array(fold["confusion_matrix"]).sum(axis=1).tolist() == [1] * 7
+    # The report equals a direct evaluation of the same model on the same clips.
+    ds = ClipDataset(read_ferv39k(root, "test"), num_frames=3, face_size=model.face_size,
+                     scene_size=model.scene_size, with_scene=True)
+    direct = Trainer(model, None, progress=False).evaluate(DataLoader(ds, batch_size=4))
+    assert fold["confusion_matrix"] == direct.scores.confusion.tolist()
+
+
 def test_cli_errors_are_one_line_and_exit_2(dfew, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"profile": PROFILE, "dataset": {"kind": "dfew", "root": str(dfew), "fold": 1},
@@ -120,6 +139,12 @@ def test_cli_errors_are_one_line_and_exit_2(dfew, tmp_path, capsys):
     assert evaluate_main(["--checkpoint", str(tmp_path / "x.pt"), "--dataset", "dfew", "--root", str(dfew),
                           "--fold", "1"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    assert evaluate_main(["--checkpoint", str(tmp_path / "x.pt"), "--dataset", "dfew", "--root", str(dfew),
+                          "--fold", "1", "--split-file", "t.csv"]) == 2
+    assert "--split-file does not apply to dfew" in capsys.readouterr().err
+    assert evaluate_main(["--checkpoint", str(tmp_path / "x.pt"), "--dataset", "dfew", "--root", str(dfew),
+                          "--fold", "six"]) == 2
+    assert "--fold 1..5 or --fold all, got six" in capsys.readouterr().err
     missing = _config(tmp_path / "m.yaml", tmp_path / "nowhere", tmp_path / "o", 1)
     assert train_main(["--config", str(missing), "--no-progress"]) == 2
     assert "set_1.csv does not exist" in capsys.readouterr().err
@@ -154,7 +179,7 @@ def test_loop_learns_a_separable_set(tmp_path):
     torch.manual_seed(0)
     make_dfew(tmp_path, clips_per_class=2, frames=(4, 8), size=32)
     records = read_dfew(tmp_path, 1, "train")
-    model = build_model(PROFILE, "cpu", load_head=False)
+    model = build_model(PROFILE, "cpu")
     kw = dict(num_frames=4, face_size=model.face_size, scene_size=model.scene_size, with_scene=True)
     train = DataLoader(ClipDataset(records, train=True, **kw), batch_size=7, shuffle=True)
     same = DataLoader(ClipDataset(records, **kw), batch_size=14)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import logging
 import random
@@ -29,9 +30,9 @@ from ..evaluation.plots import plot_confusion
 from ..labels import CLASS_NAMES
 from ..models import checkpoint as ckpt
 from ..models.backbone import WeightsMissingError
-from ..models.registry import build_model, get_profile
+from ..models.registry import KIND_MODULES, build_model, get_profile
 from .config import ConfigError, TrainConfig
-from .datasets import DFEW_FOLDS, ClipDataset, DatasetError, read_split, stratified_split
+from .datasets import DFEW_FOLDS, ClipDataset, DatasetError, read_split, stratified_split, worker_init
 from .trainer import Trainer, make_criterion, trainable_parameters
 
 log = logging.getLogger("emotion_perception.training")
@@ -63,6 +64,7 @@ def make_loader(dataset: ClipDataset, batch_size: int, num_workers: int, *, shuf
         num_workers=num_workers,
         pin_memory=torch.device(device).type == "cuda",
         persistent_workers=num_workers > 0,
+        worker_init_fn=worker_init if num_workers > 0 else None,
         drop_last=False,
     )
 
@@ -71,9 +73,15 @@ def build_untrained(profile, device, weights_dir=None):
     """The profile's model without the trained head checkpoint the profile may name.
 
     Training starts from the head's initialisation; evaluation loads the checkpoint under test.
+    Head models' ``build`` takes ``load_head``; profiles without a head checkpoint build as usual.
     """
-    options = {"load_head": False} if profile.head.get("checkpoint") else {}
-    return build_model(profile, device, Path(weights_dir) if weights_dir else None, **options)
+    weights_dir = Path(weights_dir) if weights_dir else None
+    if not profile.head.get("checkpoint"):
+        return build_model(profile, device, weights_dir)
+    module = importlib.import_module(f"{ckpt.__package__}.{KIND_MODULES[profile.kind]}")
+    model = module.build(profile, weights_dir, device, load_head=False)
+    model.model_id = profile.name
+    return model
 
 
 def _clip_dataset(model, records, num_frames: int, *, train: bool, flip: float = 0.0) -> ClipDataset:
@@ -96,13 +104,13 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     profile = get_profile(cfg.profile)
-    model = build_untrained(profile, device, cfg.weights_dir)
     d, t = cfg.dataset, cfg.train
     num_frames = d.num_frames or profile.window
-
+    # The whole list is checked before the (large) model is built: data errors show up at once.
     records = read_split(d.kind, d.root, "train", fold=d.fold, **d.reader_options("train"))
     train_records, val_records = stratified_split(records, d.val_fraction, cfg.seed)
     log.info("%s fold %s: %d training clips, %d validation clips", d.kind, d.fold, len(train_records), len(val_records))
+    model = build_untrained(profile, device, cfg.weights_dir)
     train_loader = make_loader(
         _clip_dataset(model, train_records, num_frames, train=True, flip=t.flip),
         t.batch_size, t.num_workers, shuffle=True, device=device,
@@ -139,6 +147,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
         seed_everything(cfg.seed + start_epoch)  # fresh, reproducible draws after the resume point
         log.info("resumed from %s at epoch %d", resume, start_epoch)
 
+    # history.jsonl mirrors the run being continued (or starts empty), never an older run's lines.
+    (out / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))
     for epoch in range(start_epoch, t.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         stats = trainer.train_epoch(train_loader, desc=f"epoch {epoch}/{t.epochs}")
@@ -213,11 +223,24 @@ def evaluate_checkpoint(
     num_frames: int | None = None,
     reader_options: dict | None = None,
     progress: bool = True,
+    models: dict | None = None,
 ):
-    """Score one checkpoint on a whole test split; returns (EvalResult, records, info dict)."""
+    """Score one checkpoint on a whole test split; returns (EvalResult, records, info dict).
+
+    ``models`` caches built models by profile name, so five folds build the backbone once; each
+    checkpoint replaces every trainable tensor (``load_checkpoint`` refuses partial matches).
+    """
     dev = resolve_device(device)
-    profile = get_profile(profile_name or checkpoint_profile(checkpoint))
-    model = build_untrained(profile, dev, weights_dir)
+    header = checkpoint_header(checkpoint)
+    profile = get_profile(profile_name or header["profile"])
+    models = {} if models is None else models
+    key = (profile.name, header["seed"])
+    if key not in models:
+        # Built under the training seed: a backbone without a weight file (the tiny test profiles)
+        # is then the one the head was trained on.
+        seed_everything(header["seed"])
+        models[key] = build_untrained(profile, dev, weights_dir)
+    model = models[key]
     meta = ckpt.load_checkpoint(checkpoint, model, profile.name)
     frames = num_frames or (meta.get("extra") or {}).get("num_frames") or profile.window
     records = read_split(kind, root, "test", fold=fold, **(reader_options or {}))
@@ -230,8 +253,8 @@ def evaluate_checkpoint(
     return result, records, info
 
 
-def checkpoint_profile(path: str | Path) -> str:
-    """The profile name a head checkpoint was trained for (needed to build its model first)."""
+def checkpoint_header(path: str | Path) -> dict:
+    """Profile name and training seed of a head checkpoint (needed before its model is built)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -241,7 +264,8 @@ def checkpoint_profile(path: str | Path) -> str:
         raise ValueError(f"{path} is not a readable head checkpoint: {e}") from None
     if not isinstance(payload, dict) or not payload.get("profile"):
         raise ValueError(f"{path} is not a head checkpoint (it names no model profile)")
-    return str(payload["profile"])
+    config = (payload.get("extra") or {}).get("config") or {}
+    return {"profile": str(payload["profile"]), "seed": int(config.get("seed", 0))}
 
 
 def _write_predictions(path: Path, result, records) -> None:
@@ -252,39 +276,40 @@ def _write_predictions(path: Path, result, records) -> None:
             w.writerow([records[i].name, CLASS_NAMES[t], CLASS_NAMES[p], *[f"{x:.4f}" for x in probs]])
 
 
+READER_OPTIONS = {"dfew": ("clips_root", "scenes_root"), "ferv39k": ("faces_root", "scenes_root", "split_file")}
+
+
 def run_evaluation(args) -> dict:
     if args.dataset == "dfew":
-        if args.fold is None:
-            raise ValueError("DFEW needs --fold 1..5 or --fold all")
-        folds = list(DFEW_FOLDS) if args.fold == "all" else [int(args.fold)]
-        if any(f not in DFEW_FOLDS for f in folds):
-            raise ValueError(f"--fold must be 1..5 or all, got {args.fold}")
+        if args.fold == "all":
+            folds = list(DFEW_FOLDS)
+        elif args.fold in [str(f) for f in DFEW_FOLDS]:
+            folds = [int(args.fold)]
+        else:
+            raise ValueError(f"DFEW needs --fold 1..5 or --fold all, got {args.fold}")
     else:
         if args.fold not in (None, "all"):
             raise ValueError("FERV39k has one train/test split; leave out --fold")
         folds = [None]
+    options = {}
+    for name in ("clips_root", "faces_root", "scenes_root", "split_file"):
+        value = getattr(args, name)
+        if value is not None:
+            if name not in READER_OPTIONS[args.dataset]:
+                raise ValueError(f"--{name.replace('_', '-')} does not apply to {args.dataset}")
+            options[name] = value
     if len(folds) > 1 and "{fold}" not in args.checkpoint:
         raise ValueError("--fold all needs one checkpoint per fold: give a pattern such as 'runs/fold{fold}/best.pt'")
     out = Path(args.out) if args.out else _default_report_dir(args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    options = {
-        k: v
-        for k, v in {
-            "clips_root": args.clips_root,
-            "faces_root": args.faces_root,
-            "scenes_root": args.scenes_root,
-            "split_file": args.split_file,
-        }.items()
-        if v is not None
-    }
     report = {"dataset": args.dataset, "root": str(args.root), "class_order": list(CLASS_NAMES), "folds": {}}
-    total = None
+    total, models = None, {}
     for fold in folds:
         path = args.checkpoint.format(fold=fold) if fold is not None else args.checkpoint
         result, records, info = evaluate_checkpoint(
-            path, args.dataset, args.root, fold=fold, profile_name=args.profile, device=args.device, weights_dir=args.weights_dir,
-            batch_size=args.batch_size, num_workers=args.num_workers, num_frames=args.num_frames,
-            reader_options=options, progress=not args.no_progress,
+            path, args.dataset, args.root, fold=fold, profile_name=args.profile, device=args.device,
+            weights_dir=args.weights_dir, batch_size=args.batch_size, num_workers=args.num_workers,
+            num_frames=args.num_frames, reader_options=options, progress=not args.no_progress, models=models,
         )
         tag = f"fold{fold}" if fold is not None else "test"
         title = f"{args.dataset.upper()} {tag}: UAR {result.scores.uar:.2%}  WAR {result.scores.war:.2%}"

@@ -296,19 +296,24 @@ def stratified_split(
 
 
 def read_image(path: Path, size: int) -> np.ndarray:
-    """An image file as RGB uint8 [size, size, 3]: short side resized to ``size``, centre-cropped."""
+    """An image file as RGB uint8 [size, size, 3], the whole image resized (as the engine does).
+
+    The streaming engine squashes the whole camera frame to the scene size and resizes square face
+    crops, so training does the same: no centre crop that would hide scene context at the edges.
+    """
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise DatasetError(f"cannot read image {path}")
     h, w = bgr.shape[:2]
-    scale = size / min(h, w)
     if (h, w) != (size, size):
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        bgr = cv2.resize(bgr, (nw, nh), interpolation=interp)
-        top, left = (nh - size) // 2, (nw - size) // 2
-        bgr = bgr[top : top + size, left : left + size]
+        interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
+        bgr = cv2.resize(bgr, (size, size), interpolation=interp)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def worker_init(_worker_id: int) -> None:
+    """DataLoader workers decode in parallel already; keep OpenCV from adding threads per worker."""
+    cv2.setNumThreads(1)
 
 
 class ClipDataset(Dataset):
