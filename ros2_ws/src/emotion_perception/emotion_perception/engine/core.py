@@ -302,7 +302,8 @@ class PerceptionEngine:
             b = det.box
             if not all(math.isfinite(v) for v in (b.x, b.y, b.w, b.h, det.score)):
                 continue
-            box = Box(b.x / scale, b.y / scale, b.w / scale, b.h / scale).clipped(width, height)
+            box = Box(float(b.x) / scale, float(b.y) / scale, float(b.w) / scale, float(b.h) / scale)
+            box = box.clipped(width, height)
             if box.w >= 1 and box.h >= 1:
                 detections.append(Detection(box, float(det.score)))
         detections.sort(key=lambda d: d.score, reverse=True)
