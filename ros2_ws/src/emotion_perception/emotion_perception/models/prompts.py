@@ -66,6 +66,20 @@ class _TextTower:
         return len(self.src.transformer.resblocks)
 
 
+def _is_causal(mask: torch.Tensor | None, length: int) -> bool:
+    if mask is None or mask.dim() != 2 or mask.shape[0] < length:
+        return False
+    upper = torch.ones_like(mask, dtype=torch.bool).triu(1)
+    return bool(torch.isneginf(mask[upper]).all() and (mask[~upper] == 0).all())
+
+
+def _pool_index(tokens: torch.Tensor, tower: _TextTower) -> torch.Tensor:
+    """Position of the token open_clip pools for each prompt (EOT)."""
+    if tower.pool_type == "eos":
+        return (tokens == tower.eos_id).int().argmax(-1)
+    return tokens.argmax(-1)
+
+
 class PromptedTextEncoder(nn.Module):
     """Class embeddings [C, E] from learnable context tokens and the frozen CLIP text encoder."""
 
@@ -86,6 +100,9 @@ class PromptedTextEncoder(nn.Module):
         tokens = tokenizer(prompts)
         if (tokens[:, -1] != 0).any():
             raise ValueError(f"{self.n_ctx} context tokens + class name exceed the text context length")
+        if _is_causal(tower.attn_mask, tokens.shape[1]) and tower.pool_type in ("argmax", "eos"):
+            # Under a causal mask nothing after the pooled EOT token can change it: drop the padding.
+            tokens = tokens[:, : int(_pool_index(tokens, tower).max()) + 1]
         # The prompt text only fixes the token ids (class name, EOT position for pooling); the
         # embeddings of the X positions are never used.
         self.register_buffer("tokens", tokens, persistent=False)
@@ -118,6 +135,8 @@ class PromptedTextEncoder(nn.Module):
         x = torch.cat([x[:, :1], self.ctx[0].expand(c, -1, -1), x[:, 1 + n :]], dim=1)
         x = x + tower.positional_embedding[: x.shape[1]]
         batch_first = getattr(tower.transformer, "batch_first", True)
+        mask = tower.attn_mask
+        mask = mask[: x.shape[1], : x.shape[1]] if mask is not None else None
         if not batch_first:
             x = x.transpose(0, 1)
         for i, block in enumerate(tower.transformer.resblocks):
@@ -127,7 +146,7 @@ class PromptedTextEncoder(nn.Module):
                     x = torch.cat([x[:, :1], deep, x[:, 1 + n :]], dim=1)
                 else:
                     x = torch.cat([x[:1], deep.transpose(0, 1), x[1 + n :]], dim=0)
-            x = block(x, attn_mask=tower.attn_mask)
+            x = block(x, attn_mask=mask)
         if not batch_first:
             x = x.transpose(0, 1)
         x = tower.ln_final(x)
