@@ -205,7 +205,7 @@ class LiteFER(EmotionModel):
         return torch.log_softmax(logits, dim=-1)[:, self.reorder]
 
     def forward_window(self, faces, face_mask, scenes=None, scene_mask=None) -> HeadOutput:
-        probs = masked_mean(faces.exp(), face_mask)
+        probs = masked_mean(faces.float().exp(), face_mask)
         return HeadOutput(logits=probs.clamp_min(1e-8).log())
 
 

@@ -92,6 +92,8 @@ def apply_polarity_prior(
 
 
 class ZeroShotCLIP(EmotionModel):
+    """Frozen CLIP vision tower + fixed text embeddings; per-frame features are unit CLIP embeddings."""
+
     uses_scene = True
 
     def __init__(self, clip_model, tokenizer, model_id: str = "", prior_weight: float = 0.5,
@@ -140,13 +142,18 @@ class ZeroShotCLIP(EmotionModel):
         return self._embed(pixels)
 
     def forward_window(self, faces, face_mask, scenes=None, scene_mask=None) -> HeadOutput:
-        face = F.normalize(masked_mean(faces.float(), face_mask), dim=-1)
+        # A few tiny matmuls: kept in fp32 under the engine's fp16/bf16 autocast.
+        with torch.autocast(faces.device.type, enabled=False):
+            return self._window(faces.float(), face_mask, None if scenes is None else scenes.float(), scene_mask)
+
+    def _window(self, faces, face_mask, scenes, scene_mask) -> HeadOutput:
+        face = F.normalize(masked_mean(faces, face_mask), dim=-1)
         face_logits = self.logit_scale * face @ self.class_text.T
         if scenes is None:
             return HeadOutput(logits=face_logits)
         if scene_mask is None:
             scene_mask = torch.ones(scenes.shape[:2], dtype=torch.bool, device=scenes.device)
-        scene = F.normalize(masked_mean(scenes.float(), scene_mask), dim=-1)
+        scene = F.normalize(masked_mean(scenes, scene_mask), dim=-1)
         polarity_logits = self.logit_scale * scene @ self.polarity_text.T
         # Windows without a single scene frame get a uniform polarity: no prior, no re-weighting.
         has_scene = scene_mask.any(1, keepdim=True)
@@ -165,7 +172,9 @@ def build(profile, weights_dir, device) -> ZeroShotCLIP:
         if not weights.present:
             raise missing_weights_error(profile, weights_dir)
         checkpoint = weights.path
-    clip_model, tokenizer = create_clip(backbone["model"], checkpoint=checkpoint, device=device)
+    # no checkpoint file: a pretrained tag (downloads, so only online) or random weights (tiny tests)
+    pretrained = None if checkpoint else backbone.get("pretrained")
+    clip_model, tokenizer = create_clip(backbone["model"], checkpoint=checkpoint, pretrained=pretrained, device=device)
     head = profile.head
     return ZeroShotCLIP(
         clip_model,
