@@ -124,3 +124,34 @@ def test_eval_errors(results):
     cut.write_text("\n".join(lines[:3] + ["{garbage"] + lines[3:]))
     with pytest.raises(ResultsError, match=r"cut.jsonl:4: not a results line"):
         jobs.evaluate_results(cut, results / "r", _labels(results, "0,5,happy\n"))
+
+
+def test_live_evaluator_matches_the_offline_report(tmp_path):
+    """The eval node's core fed message by message gives the offline numbers (same known case)."""
+    from emotion_perception.evaluation.live import LiveEvaluator
+
+    live = LiveEvaluator({"labels_file": str(_labels(tmp_path, "0,5,happy\n5,10,sad\n")),
+                          "output_dir": str(tmp_path / "live")})
+    engine = ScriptedEngine()
+    for i, cls in enumerate(PREDICTED):
+        stamp = T0 + i * PERIOD
+        live.add_image(stamp)
+        if i not in DROPPED:
+            live.add_results(stamp, engine.process(coded_frame(cls, stamp)), now_ns=stamp + int(LATENCIES[i] * 1e6))
+    ev, paths = live.write()
+    _check(ev)
+    assert paths["html"].parent == tmp_path / "live" and paths["timeline"].is_file()
+
+    by_topic = LiveEvaluator({"label_topic": "/label", "output_dir": str(tmp_path / "live2")})
+    for t_s, text in ((0.0, "happy"), (0.5, "sad"), (1.0, "none")):
+        by_topic.add_label(T0 + int(t_s * 1e9), text)
+    for i, cls in enumerate(PREDICTED):
+        stamp = T0 + i * PERIOD
+        by_topic.add_image(stamp)
+        if i not in DROPPED:
+            by_topic.add_results(stamp, engine.process(coded_frame(cls, stamp)), now_ns=stamp + int(LATENCIES[i] * 1e6))
+    _check(by_topic.write()[0])
+    with pytest.raises(ValueError, match="labels_file or label_topic"):
+        LiveEvaluator({})
+    with pytest.raises(LabelsError, match="unknown emotion class"):
+        LiveEvaluator({"labels_file": str(_labels(tmp_path, "0,1,meh\n", "bad.csv"))})

@@ -21,10 +21,6 @@ FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weigh
               "(or `emotion-fetch`) on a machine with internet, then pass --weights-dir or use the default")
 
 
-class UsageError(Exception):
-    """A command-line mistake the parser cannot see (e.g. conflicting options)."""
-
-
 def _stamp(seconds: float | None) -> int | None:
     return None if seconds is None else int(round(seconds * 1e9))
 
@@ -144,10 +140,11 @@ def _print_run(summary) -> None:
         print(f"  {name}: {path}")
 
 
-def _finish_run(summary) -> int:
+def _finish_run(summary, command: str) -> int:
     if summary.error:
-        print(f"kept the results of the frames before the error (above)", file=sys.stderr)
-        raise RuntimeError(summary.error)
+        print(f"emotion-perception {command}: error: {summary.error} (the results of the {summary.processed} "
+              "frames before it are kept, see above)", file=sys.stderr)
+        return 1
     if summary.interrupted:
         print("interrupted; the results so far are kept (above)", file=sys.stderr)
         return 130
@@ -185,7 +182,7 @@ def cmd_run(args) -> int:
     summary = jobs.run(inp, engine, args.out, args.rate, args.results_topic, args.storage, args.bag_version,
                        args.video_out, not args.no_progress, info={**info, "rate": args.rate})
     _print_run(summary)
-    return _finish_run(summary)
+    return _finish_run(summary, "run")
 
 
 def cmd_eval(args) -> int:
@@ -228,7 +225,7 @@ def cmd_demo(args) -> int:
     summary = jobs.run(inp, engine, out, "max", video_out=None if args.no_video else out / "annotated.mp4",
                        progress=not args.no_progress, info={**info, "rate": "max"})
     _print_run(summary)
-    status = _finish_run(summary)
+    status = _finish_run(summary, "demo")
     if status:
         return status
     ev, paths = jobs.evaluate_results(out / "results.jsonl", out / "report", labels,
@@ -254,7 +251,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     # FileNotFoundError covers WeightsMissingError; KeyError an unknown profile; ValueError a bad
     # option value (device, precision); RuntimeError an engine failure during a run.
-    return (BagError, LabelsError, ResultsError, VideoError, ImageError, UsageError, FileNotFoundError,
+    return (BagError, LabelsError, ResultsError, VideoError, ImageError, FileNotFoundError,
             KeyError, ValueError, RuntimeError, ImportError)
 
 

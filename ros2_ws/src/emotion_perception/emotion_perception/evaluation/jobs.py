@@ -121,9 +121,7 @@ def run(inp: Input, engine, out_dir: str | Path, rate: str = "max", results_topi
     return summary
 
 
-def load_labels_for(results, labels_path: str | Path | None, units: str, label_topic: str | None) -> Labels:
-    if labels_path is not None:
-        return load_labels(labels_path, units)
+def _topic_labels(results, label_topic: str | None) -> Labels:
     if label_topic is None:
         raise LabelsError("give a labels file (--labels) or a label topic in the results bag (--label-topic)")
     if not results.label_messages:
@@ -140,9 +138,11 @@ def evaluate_results(results_path: str | Path, out_dir: str | Path, labels_path:
     if label_topic and not is_bag(path):
         raise ResultsError("--label-topic needs a results bag, not a JSON-lines file")
     labels = load_labels(labels_path, units) if labels_path is not None else None  # bad labels fail first
-    results = load_results(path, results_topic=results_topic, image_topic=image_topic, label_topic=label_topic) \
-        if is_bag(path) else load_results(path)
-    labels = labels or load_labels_for(results, None, units, label_topic)
+    if is_bag(path):
+        results = load_results(path, results_topic=results_topic, image_topic=image_topic, label_topic=label_topic)
+    else:
+        results = load_results(path)
+    labels = labels or _topic_labels(results, label_topic)
     if info is None:
         run_json = path.parent / "run.json"  # written by `run` next to results/ and results.jsonl
         if run_json.is_file():

@@ -1,0 +1,113 @@
+"""eval_node on a real ROS 2 graph: images and results in, the offline report out on request.
+
+Skips without rclpy and the built emotion_msgs (source the workspace: `. install/setup.bash`).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source /opt/ros/<distro>/setup.bash")
+pytest.importorskip("emotion_msgs.msg", reason="needs the built emotion_msgs package (source install/setup.bash)")
+pytest.importorskip("std_srvs.srv", reason="needs std_srvs")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from emotion_msgs.msg import EmotionState, EmotionStateArray  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image, RegionOfInterest  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from emotion_perception.ros.eval_node import EvalNode  # noqa: E402
+
+T0_SEC = 1_700_000_000
+PERIOD_NS = 100_000_000
+# frame i: predicted class (None = no face); frame 4 gets no result (dropped upstream)
+PREDICTED = [0, 0, 0, None, 0, 1, 1, 2, 2, 1]
+DROPPED = {4}
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def stamp(i: int) -> Time:
+    return Time(sec=T0_SEC + (i * PERIOD_NS) // 1_000_000_000, nanosec=(i * PERIOD_NS) % 1_000_000_000)
+
+
+def array(i: int, cls) -> EmotionStateArray:
+    msg = EmotionStateArray()
+    msg.header.stamp = stamp(i)
+    if cls is not None:
+        state = EmotionState()
+        state.header.stamp = stamp(i)
+        state.face_id = "face_1"
+        state.face_box = RegionOfInterest(x_offset=4, y_offset=4, width=20, height=20)
+        probs = [0.02] * 7
+        probs[cls] = 0.88
+        state.class_id, state.confidence, state.probabilities = cls, 0.88, probs
+        state.polarity = 255
+        state.frames_used, state.model_id = 1, "test"
+        msg.states = [state]
+    return msg
+
+
+@pytest.fixture
+def graph(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("0,5,happy\n5,10,sad\n")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = EvalNode(context=context, parameter_overrides=[
+        Parameter("labels_file", value=str(labels)),
+        Parameter("image_topic", value="camera/image_raw"),
+        Parameter("output_dir", value=str(tmp_path / "report")),
+    ])
+    peer = rclpy.create_node("eval_test_peer", context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    executor.add_node(node)
+    executor.add_node(peer)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield node, peer, tmp_path
+    finally:
+        executor.shutdown()
+        spinner.join(10)
+        node.destroy_node()
+        peer.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_eval_node_writes_the_offline_report(graph):
+    node, peer, tmp_path = graph
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    images = peer.create_publisher(Image, "camera/image_raw", qos)
+    results = peer.create_publisher(EmotionStateArray, "emotions", qos)
+    wait_for(lambda: images.get_subscription_count() and results.get_subscription_count(), what="discovery")
+    for i, cls in enumerate(PREDICTED):
+        image = Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12))
+        image.header.stamp = stamp(i)
+        images.publish(image)
+        if i not in DROPPED:
+            results.publish(array(i, cls))
+    wait_for(lambda: node.evaluator.count == len(PREDICTED) - len(DROPPED), what="all results")
+
+    client = peer.create_client(Trigger, "eval_node/write_report")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    wait_for(future.done, what="the write_report reply")
+    assert future.result().success, future.result().message
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    # happy: frames 0-2 right, 3 no face, 4 dropped; sad: 5, 6, 9 right, 7, 8 neutral
+    assert report["war"] == pytest.approx(6 / 8) and report["uar"] == pytest.approx(0.8)
+    assert report["dropped_frames"] == 1 and report["missed_faces"] == 1
+    assert (tmp_path / "report" / "timeline.png").is_file()
