@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Face detector speed on one 640x480 frame with one face; prints JSON.
+
+The frame is the first frame of ``videos/single_face.mp4`` from the shared test data, scaled to
+480 px high and centre-cropped to 640 px (no distortion). Wall time is what a camera loop sees;
+CPU time (process time / frame) is less sensitive to other jobs sharing the machine, so both are
+reported together with the load average.
+
+    PYTHONPATH=ros2_ws/src/emotion_perception .venv/bin/python benchmarks/detector_speed.py
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "ros2_ws" / "src" / "emotion_perception"))
+
+from emotion_perception.faces import create_detector  # noqa: E402
+
+WEIGHTS = {
+    "opencv": (None, None),
+    "blazeface": ("blazeface/blazeface.pth", "blazeface/anchors.npy"),
+    "blazeface_back": ("blazeface/blazefaceback.pth", "blazeface/anchorsback.npy"),
+    "sfd": ("s3fd-619a316812.pth", None),
+}
+
+
+def test_frame(data: Path) -> np.ndarray:
+    capture = cv2.VideoCapture(str(data / "videos" / "single_face.mp4"))
+    ok, bgr = capture.read()
+    capture.release()
+    if not ok:
+        raise SystemExit(f"cannot read {data / 'videos' / 'single_face.mp4'}")
+    scale = 480 / bgr.shape[0]
+    bgr = cv2.resize(bgr, (round(bgr.shape[1] * scale), 480), interpolation=cv2.INTER_AREA)
+    left = (bgr.shape[1] - 640) // 2
+    return np.ascontiguousarray(cv2.cvtColor(bgr[:, left : left + 640], cv2.COLOR_BGR2RGB))
+
+
+def measure(detector, frame: np.ndarray, frames: int, warmup: int = 5) -> dict:
+    for _ in range(warmup):
+        faces = detector.detect(frame)
+    wall = []
+    cpu_start = time.process_time()
+    for _ in range(frames):
+        start = time.perf_counter()
+        detector.detect(frame)
+        wall.append((time.perf_counter() - start) * 1000)
+    cpu_ms = (time.process_time() - cpu_start) * 1000 / frames
+    median = statistics.median(wall)
+    return {
+        "faces": len(faces),
+        "top_box_xywh": [round(v) for v in (faces[0].box.x, faces[0].box.y, faces[0].box.w, faces[0].box.h)]
+        if faces
+        else None,
+        "wall_ms_median": round(median, 2),
+        "wall_ms_p90": round(sorted(wall)[int(0.9 * (len(wall) - 1))], 2),
+        "cpu_ms_per_frame": round(cpu_ms, 2),
+        "fps_median": round(1000 / median, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("EMOTION_SHARED_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--weights", type=Path, default=None, help="folder with detector weights (default: --data)")
+    parser.add_argument("--detectors", nargs="+", default=["opencv", "blazeface", "blazeface_back"])
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch/OpenCV thread counts to try")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    import torch
+
+    weights_dir = args.weights or args.data
+    frame = test_frame(args.data)
+    results = []
+    for name in args.detectors:
+        detector_path, anchor_path = WEIGHTS[name]
+        try:
+            detector = create_detector(
+                name,
+                device=args.device,
+                path_to_detector=detector_path and weights_dir / detector_path,
+                path_to_anchor=anchor_path and weights_dir / anchor_path,
+            )
+        except FileNotFoundError as error:
+            results.append({"detector": name, "skipped": str(error)})
+            continue
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+            results.append({"detector": name, "threads": threads, **measure(detector, frame, args.frames)})
+    report = {
+        "benchmark": "detector_speed",
+        "frame": "640x480 RGB, one face (videos/single_face.mp4 frame 0)",
+        "device": args.device,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "torch": torch.__version__,
+        "opencv": cv2.__version__,
+        "results": results,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
