@@ -73,10 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the perception engine over a bag, video or camera",
                        description="Feed a bag (an Image or CompressedImage topic), a video file or a camera "
-                                   "through the perception engine. Writes DIR/results (a bag of "
-                                   "EmotionStateArray with the input images copied in, for Foxglove or "
-                                   "`ros2 bag play`), DIR/results.jsonl (one line per frame) and DIR/run.json; "
-                                   "optionally an annotated video.")
+                                   "through the perception engine, with a progress bar. Writes DIR/results (a bag of "
+                                   "EmotionStateArray on --results-topic with the input images copied in, for "
+                                   "Foxglove or `ros2 bag play`; video/camera frames are stored as jpeg "
+                                   "CompressedImage on /camera/image_raw/compressed), DIR/results.jsonl (one line "
+                                   "per frame: stamp, faces with id, box, class, probs, polarity; latency) and "
+                                   "DIR/run.json; optionally an annotated video.")
     p.add_argument("input", help="bag directory / .mcap / .db3, video file, or camera index")
     p.add_argument("--out", type=Path, default=Path("runs/run"), help="output directory (default: %(default)s)")
     p.add_argument("--topic", default=None, help="image topic of a bag input (default: its only image topic)")

@@ -194,10 +194,9 @@ class _Progress:
             self.bar = tqdm(total=total or None, unit="frame", dynamic_ncols=True, desc="replay")
 
     def update(self, sink: ResultSink) -> None:
-        if self.bar is not None:
-            self.bar.n = sink.frames
+        if self.bar is not None and sink.frames > self.bar.n:
             self.bar.set_postfix(processed=sink.processed, dropped=sink.dropped, refresh=False)
-            self.bar.refresh()
+            self.bar.update(sink.frames - self.bar.n)  # redraws at most every tqdm.mininterval
 
     def close(self) -> None:
         if self.bar is not None:
