@@ -65,7 +65,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("precision", "", "fp32, fp16 or bf16; empty = the profile's choice for the device",
           choices=("", "fp32", "fp16", "bf16"), at_configure=True),
     Param("weights_dir", "", "Directory with model weights; empty = the package default "
-          "(models/ next to the profiles, or $EMOTION_WEIGHTS_DIR)", at_configure=True),
+          "($EMOTION_PERCEPTION_WEIGHTS, else ~/.cache/emotion_perception/weights)", at_configure=True),
     Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd); empty = the "
           "profile's", at_configure=True),
     Param("window", 0, "Frames per face the temporal head looks at; 0 = the profile's",
