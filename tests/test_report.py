@@ -151,6 +151,8 @@ def test_live_evaluator_matches_the_offline_report(tmp_path):
         if i not in DROPPED:
             by_topic.add_results(stamp, engine.process(coded_frame(cls, stamp)), now_ns=stamp + int(LATENCIES[i] * 1e6))
     _check(by_topic.write()[0])
+    by_topic.add_results(T0 + 20 * PERIOD, [], now_ns=T0 + 20 * PERIOD + 3600 * 10**9)  # clocks differ by an hour
+    assert by_topic.write()[0].latencies_ms.size == len(PREDICTED) - len(DROPPED)  # not counted as latency
     with pytest.raises(ValueError, match="labels_file or label_topic"):
         LiveEvaluator({})
     with pytest.raises(LabelsError, match="unknown emotion class"):

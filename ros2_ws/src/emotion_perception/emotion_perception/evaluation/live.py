@@ -38,6 +38,9 @@ PARAMETERS: tuple[Param, ...] = (
           "use_sim_time during `ros2 bag play --clock`, or on a live camera"),
 )
 DEFAULTS = {p.name: p.default for p in PARAMETERS}
+# A result older than this on arrival means the clocks differ (e.g. a bag played without
+# use_sim_time), not that perception took that long: no latency is recorded then.
+MAX_LATENCY_S = 60.0
 
 
 class LiveEvaluator:
@@ -59,7 +62,7 @@ class LiveEvaluator:
 
     def add_results(self, stamp_ns: int, estimates, now_ns: int | None = None) -> None:
         latency = None
-        if self.values["measure_latency"] and now_ns is not None and now_ns >= stamp_ns:
+        if self.values["measure_latency"] and now_ns is not None and 0 <= now_ns - stamp_ns <= MAX_LATENCY_S * 1e9:
             latency = (now_ns - stamp_ns) / 1e6
         with self._lock:
             self._acc.add_results(stamp_ns, estimates, latency)
