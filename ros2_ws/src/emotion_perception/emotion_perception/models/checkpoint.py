@@ -8,7 +8,6 @@ and reports every difference in one message.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import subprocess
 from pathlib import Path
@@ -18,7 +17,8 @@ from torch import nn
 
 from .. import __version__
 from ..labels import CLASS_NAMES
-from .backbone import WeightsMissingError, create_clip
+from .backbone import create_clip
+from .registry import default_weights_dir, file_sha256, missing_weights_error
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ def load_checkpoint(path: str | Path, model: nn.Module, profile_name: str | None
     if problems:
         if config_diff:
             problems.append(f"head config differs ({config_diff})")
-        raise CheckpointMismatchError(f"refusing to load {path} (written by {payload.get('code_version')}): " + "; ".join(problems))
+        writer = payload.get("code_version")
+        raise CheckpointMismatchError(f"refusing to load {path} (written by {writer}): " + "; ".join(problems))
     if config_diff:
         log.warning("%s: head config differs from the model's (%s); loading anyway", path, config_diff)
     model.load_state_dict(state, strict=False)
@@ -154,33 +155,15 @@ def _dict_diff(saved: dict, current: dict) -> str:
     return ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k))
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_weight(path: str | Path, weights_dir: str | Path | None, sha256: str | None = None) -> Path:
-    """A profile's weight path: absolute as given, else relative to the weights directory.
-
-    Checks the SHA-256 when the profile gives one. ``weights_dir`` None means the registry's
-    default weights directory (when the registry provides one).
-    """
+    """A profile's weight path: absolute as given, else relative to the weights directory
+    (None = the registry's default). Checks the SHA-256 (or a published prefix) when given."""
     path = Path(path).expanduser()
     if not path.is_absolute():
-        if weights_dir is None:
-            from . import registry
-
-            default = getattr(registry, "default_weights_dir", None)
-            weights_dir = default() if default is not None else None
-        if weights_dir is None:
-            raise ValueError(f"weight path {path} is relative but no weights directory was given")
-        path = Path(weights_dir).expanduser() / path
+        path = Path(weights_dir if weights_dir is not None else default_weights_dir()).expanduser() / path
     if sha256 and path.is_file():
         actual = file_sha256(path)
-        if actual.lower() != str(sha256).lower():
+        if not actual.startswith(str(sha256).lower()):
             raise ValueError(f"{path}: SHA-256 {actual} does not match the profile's {sha256}; re-download it")
     return path
 
@@ -203,5 +186,5 @@ def load_head_weights(model: nn.Module, profile, weights_dir=None) -> dict | Non
         return None
     path = resolve_weight(checkpoint, weights_dir, profile.head.get("sha256"))
     if not path.is_file():
-        raise WeightsMissingError(path, f"Train it (see the training CLI) or fetch it: models/fetch --profile {profile.name}")
+        raise missing_weights_error(profile, weights_dir)
     return load_checkpoint(path, model, profile.name)

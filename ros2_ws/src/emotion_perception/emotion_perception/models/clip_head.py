@@ -9,6 +9,10 @@ from torch import nn
 from .base import EmotionModel, normalize_pixels
 
 
+# profile.head keys that locate the weight file rather than configure the head (models/README.md)
+WEIGHT_FILE_KEYS = ("checkpoint", "sha256", "url", "hf_hub", "package_file", "how_to_get")
+
+
 class ClipHeadModel(EmotionModel):
     """An EmotionModel with a frozen open_clip model under ``self.clip`` and a trainable head."""
 
@@ -19,7 +23,7 @@ class ClipHeadModel(EmotionModel):
         super().__init__()
         self.clip = clip.eval().requires_grad_(False)
         self.model_id = model_id
-        self.head_config = {k: v for k, v in head_config.items() if k not in ("checkpoint", "sha256")}
+        self.head_config = {k: v for k, v in head_config.items() if k not in WEIGHT_FILE_KEYS}
         size = clip.visual.image_size
         self.face_size = self.scene_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         cfg = open_clip.get_model_preprocess_cfg(clip)
@@ -61,4 +65,5 @@ def check_window(name: str, x: torch.Tensor, mask: torch.Tensor, dim: int) -> No
     if x.dim() != 3 or x.shape[-1] != dim:
         raise ValueError(f"{name} must be [B, T, {dim}], got {tuple(x.shape)}")
     if mask.shape != x.shape[:2] or mask.dtype != torch.bool:
-        raise ValueError(f"{name} mask must be bool [B, T] = {tuple(x.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
+        expected, got = tuple(x.shape[:2]), f"{mask.dtype} {tuple(mask.shape)}"
+        raise ValueError(f"{name} mask must be bool [B, T] = {expected}, got {got}")

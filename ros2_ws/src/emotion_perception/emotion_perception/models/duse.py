@@ -123,7 +123,7 @@ class DuSEModel(ClipHeadModel):
         )
         self.temporal = nn.TransformerEncoder(layer, int(cfg["temporal_layers"]), enable_nested_tensor=False)
         self.temporal_proj = nn.Linear(dim, dim)
-        self.pool_score = nn.Linear(dim, 1)
+        self.pool_score = nn.Linear(dim, 1, bias=False)  # a bias would cancel in the softmax
         self.agg_query = nn.Linear(dim, dim)
 
     @torch.no_grad()
