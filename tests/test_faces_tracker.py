@@ -1,0 +1,210 @@
+"""Face tracker on synthetic boxes and on real videos; square face crops at image borders."""
+from __future__ import annotations
+
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion_perception.faces import FaceTracker, Track, TrackerUpdate, create_detector, crop_face
+from emotion_perception.images import ImageError
+from emotion_perception.types import Box, Detection
+
+
+def det(x: float, y: float, size: float = 80, score: float = 0.9) -> Detection:
+    return Detection(Box(x, y, size, size), score)
+
+
+def ids(update: TrackerUpdate) -> list[str]:
+    return [t.track_id for t in update.visible]
+
+
+def read_frames(path, step: int = 1) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while (frame := capture.read())[0]:
+        frames.append(cv2.cvtColor(frame[1], cv2.COLOR_BGR2RGB))
+    capture.release()
+    assert frames, f"cannot read {path}"
+    return frames[::step]
+
+
+# --- synthetic ---------------------------------------------------------------------------------
+
+
+def test_new_faces_get_fresh_ids_with_prefix():
+    tracker = FaceTracker(id_prefix="cam0/")
+    update = tracker.update([det(0, 0), det(300, 0)])
+    assert ids(update) == ["cam0/face_1", "cam0/face_2"]
+    assert update.expired == []
+    track = update.visible[0]
+    assert isinstance(track, Track) and track.hits == 1 and track.missed == 0 and track.score == 0.9
+
+
+def test_slow_motion_keeps_the_id_and_counts_hits():
+    tracker = FaceTracker()
+    for step in range(10):
+        update = tracker.update([det(100 + 5 * step, 50)])
+    assert ids(update) == ["face_1"]
+    assert update.visible[0].hits == 10
+    assert update.visible[0].box == Box(145, 50, 80, 80)
+
+
+def test_two_crossing_faces_keep_their_ids():
+    """A walks right, B walks left at the same height; they pass through each other at step 10.
+
+    Overlap alone is ambiguous after they meet; the velocity prediction tells them apart.
+    """
+    tracker = FaceTracker()
+    a, b = ids(tracker.update([det(0, 100), det(400, 100)]))
+    for step in range(1, 21):
+        # Hand the detections over in alternating order so order cannot carry the identity.
+        dets = [det(20 * step, 100), det(400 - 20 * step, 100)]
+        update = tracker.update(dets[::-1] if step % 2 else dets)
+        by_id = {t.track_id: t.box.x for t in update.visible}
+        assert by_id == {a: 20 * step, b: 400 - 20 * step}, step
+
+
+def test_fast_motion_without_overlap_uses_centre_distance():
+    tracker = FaceTracker()
+    tracker.update([det(0, 0)])
+    update = tracker.update([det(60, 0)])  # IoU(80 px boxes 60 px apart) = 0.14 < 0.3
+    assert ids(update) == ["face_1"]
+    update = tracker.update([det(400, 300)])  # far beyond a box side: a different face
+    assert ids(update) == ["face_2"]
+
+
+def test_a_missed_frame_within_patience_keeps_the_id():
+    tracker = FaceTracker(max_missed=3)
+    tracker.update([det(100, 100)])
+    tracker.update([det(110, 100)])
+    for _ in range(3):
+        update = tracker.update([])
+        assert update.visible == [] and update.expired == []
+    assert [t.missed for t in tracker.tracks] == [3]
+    update = tracker.update([det(150, 100)])  # moved on meanwhile: prediction follows it
+    assert ids(update) == ["face_1"] and update.visible[0].missed == 0
+
+
+def test_expiry_is_reported_exactly_once_and_ids_are_never_reused():
+    tracker = FaceTracker(max_missed=2)
+    tracker.update([det(100, 100)])
+    expired = []
+    for _ in range(10):
+        expired += tracker.update([]).expired
+    assert expired == ["face_1"]
+    assert tracker.tracks == []
+    update = tracker.update([det(100, 100)])  # same place, but gone longer than the patience
+    assert ids(update) == ["face_2"]
+
+
+def test_visible_excludes_missed_tracks():
+    tracker = FaceTracker()
+    tracker.update([det(0, 0), det(300, 0)])
+    update = tracker.update([det(300, 0)])
+    assert ids(update) == ["face_2"]
+    assert sorted(t.track_id for t in tracker.tracks) == ["face_1", "face_2"]
+
+
+def test_invalid_settings():
+    with pytest.raises(ValueError):
+        FaceTracker(iou_threshold=0)
+    with pytest.raises(ValueError):
+        FaceTracker(max_missed=-1)
+
+
+# --- real videos -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def opencv_detector():
+    return create_detector("opencv")
+
+
+def test_single_face_video_keeps_one_id(shared_data, opencv_detector):
+    frames = read_frames(shared_data / "videos" / "single_face.mp4")
+    tracker = FaceTracker()
+    seen: Counter[str] = Counter()
+    for frame in frames:
+        update = tracker.update(opencv_detector.detect(frame))
+        seen.update(ids(update))
+        assert update.expired == []
+    track_id, count = seen.most_common(1)[0]
+    assert count >= 0.9 * len(frames), seen
+    assert len(seen) <= 2, seen
+
+
+def test_blazeface_tracks_single_face_video(shared_data):
+    folder = shared_data / "blazeface"
+    detector = create_detector(
+        "blazeface", path_to_detector=folder / "blazeface.pth", path_to_anchor=folder / "anchors.npy"
+    )
+    tracker = FaceTracker()
+    seen: Counter[str] = Counter()
+    for frame in read_frames(shared_data / "videos" / "single_face.mp4", step=4):
+        seen.update(ids(tracker.update(detector.detect(frame))))
+    assert seen == Counter({"face_1": 18})
+
+
+def test_face_that_leaves_and_returns_gets_a_new_id(shared_data, opencv_detector):
+    """face_noface.mov shows a face (frames 0-71), then a cartoon without faces. Play face
+    frames 0-39, 20 face-free frames (longer than the patience), then face frames 40-71."""
+    frames = read_frames(shared_data / "videos" / "face_noface.mov")
+    sequence = frames[:40] + frames[80:100] + frames[40:72]
+    tracker = FaceTracker(max_missed=5)
+    per_frame, expired = [], []
+    for frame in sequence:
+        update = tracker.update(opencv_detector.detect(frame))
+        per_frame.append(ids(update))
+        expired += update.expired
+    before = Counter(i for visible in per_frame[:40] for i in visible)
+    gap = [visible for visible in per_frame[40:60]]
+    after = Counter(i for visible in per_frame[60:] for i in visible)
+    first, count_before = before.most_common(1)[0]
+    second, count_after = after.most_common(1)[0]
+    assert count_before >= 36 and count_after >= 29, (before, after)
+    assert gap == [[]] * 20
+    assert second != first and second not in before  # a new id, no reuse
+    assert expired.count(first) == 1 and len(expired) == len(set(expired))
+
+
+# --- crops -------------------------------------------------------------------------------------
+
+
+def test_crop_inside_the_image_is_the_square_around_the_box():
+    image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    crop = crop_face(image, Box(100, 50, 40, 60), margin=0.25)
+    # side = 60 * 1.5 = 90, centred on (120, 80)
+    assert crop.shape == (90, 90, 3) and crop.dtype == np.uint8
+    np.testing.assert_array_equal(crop, image[35:125, 75:165])
+    assert crop_face(image, Box(100, 50, 40, 60), margin=0).shape == (60, 60, 3)
+
+
+def test_crop_at_the_corner_is_zero_padded_and_keeps_the_face_centred():
+    image = np.full((100, 100, 3), 200, np.uint8)
+    crop = crop_face(image, Box(-10, -10, 40, 40), margin=0.5)  # side 80 centred on (10, 10)
+    assert crop.shape == (80, 80, 3)
+    np.testing.assert_array_equal(crop[:30, :], 0)  # rows above the image
+    np.testing.assert_array_equal(crop[:, :30], 0)  # columns left of it
+    np.testing.assert_array_equal(crop[30:, 30:], 200)
+    crop = crop_face(image, Box(90, 95, 20, 20), margin=0)  # bottom-right corner
+    np.testing.assert_array_equal(crop[:5, :10], 200)
+    assert crop[5:, :].max() == 0 and crop[:, 10:].max() == 0
+
+
+def test_crop_is_never_empty():
+    image = np.full((50, 50, 3), 7, np.uint8)
+    assert crop_face(image, Box(10, 10, 0, 0)).shape == (1, 1, 3)
+    outside = crop_face(image, Box(500, 500, 20, 20))
+    assert outside.shape == (30, 30, 3) and outside.max() == 0
+
+
+def test_crop_rejects_bad_input():
+    image = np.zeros((50, 50, 3), np.uint8)
+    with pytest.raises(ValueError, match="non-finite"):
+        crop_face(image, Box(float("nan"), 0, 10, 10))
+    with pytest.raises(ValueError, match="margin"):
+        crop_face(image, Box(0, 0, 10, 10), margin=-1)
+    with pytest.raises(ImageError):
+        crop_face(np.zeros((50, 50), np.uint8), Box(0, 0, 10, 10))
