@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import socket
@@ -171,8 +172,9 @@ class StandInServer:
 
 
 def llama_cpp_available() -> bool:
+    """llama-cpp-python and its server extra (fastapi, uvicorn, ...) are importable."""
     try:
-        import llama_cpp.server  # noqa: F401
+        importlib.import_module("llama_cpp.server.app")
     except ImportError:
         return False
     return True

@@ -121,7 +121,7 @@ class ChatBackend(ABC):
             return BackendError(TIMEOUT, f"no answer within {self.timeout:g} s ({type(e).__name__})")
         if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError)):
             return BackendError(DROPPED, f"connection closed early ({e})", retryable=True)
-        if isinstance(e, (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError)):
+        if isinstance(e, (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError)):
             # pydantic's ValidationError (from the ollama client) is a ValueError.
             return BackendError(MALFORMED, f"malformed reply ({type(e).__name__}: {_short(e)})")
         return BackendError(INTERNAL, f"{type(e).__name__}: {_short(e)}")
