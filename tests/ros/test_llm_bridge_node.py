@@ -89,6 +89,8 @@ def test_node_injects_context_answers_service_and_topic_and_reports_errors(graph
     chat = peer.create_client(Chat, "chat")
 
     wait_for(lambda: contexts == ["No one is visible."], what="the initial, latched context")
+    wait_for(lambda: user_text.get_subscription_count() and bridge.reply_pub.get_subscription_count()
+             and bridge.token_pub.get_subscription_count(), what="discovery of the topics")
     deadline = time.monotonic() + 15
     while not any("happy" in c for c in contexts) and time.monotonic() < deadline:
         emotions.publish(happy_array(peer.get_clock().now().to_msg()))  # until discovery has matched
