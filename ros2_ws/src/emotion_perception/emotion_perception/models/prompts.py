@@ -9,7 +9,7 @@ again before each of the first ``depth`` transformer blocks by that layer's own 
 The text tower is run block by block from open_clip's own modules (token embedding, positional
 embedding, ``resblocks``, ``ln_final``, projection and ``text_global_pool``), so nothing of
 open_clip is copied and its weights stay frozen. Class embeddings do not depend on the input, so
-outside of training they are computed once and reused until a prompt parameter changes.
+without autograd they are computed once and reused until a prompt parameter changes.
 """
 from __future__ import annotations
 
@@ -118,14 +118,17 @@ class PromptedTextEncoder(nn.Module):
         return self.ctx.shape[-1]
 
     def forward(self) -> torch.Tensor:
-        """Unnormalised class embeddings [C, E] (cached while no gradient is needed)."""
-        if torch.is_grad_enabled() and self.training:
+        """Unnormalised class embeddings [C, E].
+
+        Without autograd (inference, validation) they are computed once and reused until the
+        context tokens change (an optimizer step or a checkpoint load bumps their version).
+        """
+        if torch.is_grad_enabled():
             self._cache = None
             return self._encode()
         key = (self.ctx.device, self.ctx.dtype, self.ctx._version, self.ctx.data_ptr())
         if self._cache is None or self._cache[0] != key:
-            with torch.no_grad():
-                self._cache = (key, self._encode())
+            self._cache = (key, self._encode())
         return self._cache[1]
 
     def _encode(self) -> torch.Tensor:
