@@ -21,8 +21,8 @@ uint8 crop) and ``forward_window`` runs all ViT blocks on every valid frame of t
 It saves only the patch convolution (~0.2 % of ViT-L/14's FLOPs): a sliding-window prediction
 costs T full ViT passes where OUS costs 1 + 1/k (the new face + the amortised scene);
 benchmarks/duse_cache_cost.py measures it. A robot can cut the cost by predicting every T frames
-(tumbling windows): then each frame is encoded once, but the answer lags by up to a window. The class embeddings depend on no input and
-are cached while no gradient is needed.
+(tumbling windows): then each frame is encoded once, but the answer lags by up to a window.
+The class embeddings depend on no input and are cached while no gradient is needed.
 """
 from __future__ import annotations
 
