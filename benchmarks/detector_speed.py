@@ -26,10 +26,10 @@ sys.path.insert(0, str(REPO / "ros2_ws" / "src" / "emotion_perception"))
 
 from emotion_perception.faces import create_detector  # noqa: E402
 
-WEIGHTS = {
+WEIGHTS = {  # file names, as face-alignment and models/fetch name them
     "opencv": (None, None),
-    "blazeface": ("blazeface/blazeface.pth", "blazeface/anchors.npy"),
-    "blazeface_back": ("blazeface/blazefaceback.pth", "blazeface/anchorsback.npy"),
+    "blazeface": ("blazeface.pth", "anchors.npy"),
+    "blazeface_back": ("blazefaceback.pth", "anchorsback.npy"),
     "sfd": ("s3fd-619a316812.pth", None),
 }
 
@@ -71,41 +71,50 @@ def measure(detector, frame: np.ndarray, frames: int, warmup: int = 5) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("EMOTION_SHARED_DATA", REPO.parent / "shared" / "data")))
-    parser.add_argument("--weights", type=Path, default=None, help="folder with detector weights (default: --data)")
+    default_data = Path(os.environ.get("EMOTION_SHARED_DATA", REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=default_data)
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="weights dir (files under detectors/; default: DATA/blazeface)"
+    )
     parser.add_argument("--detectors", nargs="+", default=["opencv", "blazeface", "blazeface_back"])
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch/OpenCV thread counts to try")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--opencv-max-side", type=int, nargs="+", default=[256, 320], help="sizes to try")
     args = parser.parse_args()
 
     import torch
 
-    weights_dir = args.weights or args.data
+    load_before = round(os.getloadavg()[0], 2)
+    weights_dir = args.weights / "detectors" if args.weights else args.data / "blazeface"
     frame = test_frame(args.data)
     results = []
     for name in args.detectors:
         detector_path, anchor_path = WEIGHTS[name]
-        try:
-            detector = create_detector(
-                name,
-                device=args.device,
-                path_to_detector=detector_path and weights_dir / detector_path,
-                path_to_anchor=anchor_path and weights_dir / anchor_path,
-            )
-        except FileNotFoundError as error:
-            results.append({"detector": name, "skipped": str(error)})
-            continue
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            cv2.setNumThreads(threads)
-            results.append({"detector": name, "threads": threads, **measure(detector, frame, args.frames)})
+        for options in [{"max_side": m} for m in args.opencv_max_side] if name == "opencv" else [{}]:
+            try:
+                detector = create_detector(
+                    name,
+                    device=args.device,
+                    path_to_detector=detector_path and weights_dir / detector_path,
+                    path_to_anchor=anchor_path and weights_dir / anchor_path,
+                    **options,
+                )
+            except FileNotFoundError as error:
+                results.append({"detector": name, "skipped": str(error)})
+                continue
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                cv2.setNumThreads(threads)
+                result = measure(detector, frame, args.frames)
+                results.append({"detector": name, **options, "threads": threads, **result})
     report = {
         "benchmark": "detector_speed",
         "frame": "640x480 RGB, one face (videos/single_face.mp4 frame 0)",
         "device": args.device,
         "cpu_count": os.cpu_count(),
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        "load_average_1min_before": load_before,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
         "opencv": cv2.__version__,
         "results": results,

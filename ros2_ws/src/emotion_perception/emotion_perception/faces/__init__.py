@@ -3,4 +3,12 @@ from .crops import crop_face
 from .detectors import DETECTORS, FaceDetector, create_detector
 from .tracker import FaceTracker, Track, TrackerUpdate
 
-__all__ = ["DETECTORS", "FaceDetector", "FaceTracker", "Track", "TrackerUpdate", "create_detector", "crop_face"]
+__all__ = [
+    "DETECTORS",
+    "FaceDetector",
+    "FaceTracker",
+    "Track",
+    "TrackerUpdate",
+    "create_detector",
+    "crop_face",
+]

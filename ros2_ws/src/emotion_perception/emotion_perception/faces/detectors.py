@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 FACE_ALIGNMENT_URLS = {
     "blazeface.pth": "https://github.com/hollance/BlazeFace-PyTorch/blob/master/blazeface.pth?raw=true",
     "anchors.npy": "https://github.com/hollance/BlazeFace-PyTorch/blob/master/anchors.npy?raw=true",
-    "blazefaceback.pth": "https://github.com/hollance/BlazeFace-PyTorch/blob/master/blazefaceback.pth?raw=true",
+    "blazefaceback.pth": (
+        "https://github.com/hollance/BlazeFace-PyTorch/blob/master/blazefaceback.pth?raw=true"
+    ),
     "anchorsback.npy": "https://github.com/hollance/BlazeFace-PyTorch/blob/master/anchorsback.npy?raw=true",
     "s3fd-619a316812.pth": "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
 }
@@ -102,13 +104,16 @@ class OpenCVCascadeDetector(FaceDetector):
     numpy < 2, dlib compiles for a long time, and ``cv2.FaceDetectorYN`` needs an ONNX model that
     is not in the wheel. (The wheel is pinned < 5 because OpenCV 5 dropped CascadeClassifier.)
     Tuned on the shared test photos and videos: ``alt2`` gave fewer false positives than
-    ``default`` (astronaut: 1 box vs 2); scale step 1.15 with 4 neighbours found every face of
-    the frontal photos and all 72 face frames of face_noface.mov, no box in its 97 face-free
-    frames, at about 60 % of the cost of step 1.1.
+    ``default`` (astronaut: 1 box vs 2); scale step 1.15 with 4 neighbours found 4 of the 5 faces
+    of multi_face.jpg (not the one in sunglasses), every face of the single-face photos, all 72
+    face frames of face_noface.mov and no box in its 97 face-free frames, at about three
+    quarters of the cost of step 1.1.
 
     Speed: the image is scaled so that the smallest wanted face (``min_size``) just fills the
-    cascade's 20 px window, but to at most ``max_side`` pixels on its long side; a 640x480 frame
-    is searched at 320x240, so faces narrower than ~40 px are not found there.
+    cascade's 20 px window, but to at most ``max_side`` pixels on its long side. The default 256
+    searches a 640x480 frame at 256x192, so faces narrower than ~50 px (a person beyond ~1.5 m
+    with a 60 degree lens) are not found; ``max_side=320`` finds faces from 40 px at ~1.6x the
+    cost (benchmarks/detector_speed.py).
 
     Score: the cascade has no probability. We squash the number of merged neighbour windows n
     to ``1 - 0.5 ** (n / min_neighbors)``: 0.5 at the acceptance threshold, towards 1 above it.
@@ -122,7 +127,7 @@ class OpenCVCascadeDetector(FaceDetector):
         self,
         min_score: float = 0.5,
         min_size: float = 20,
-        max_side: int = 320,
+        max_side: int = 256,
         scale_factor: float = 1.15,
         min_neighbors: int = 4,
     ):
@@ -272,7 +277,10 @@ def create_detector(
     min_size: float = 20,
     **options,
 ) -> FaceDetector:
-    """Build the detector ``name`` (one of ``DETECTORS``); ``options`` go to its class."""
+    """Build the detector ``name`` (one of ``DETECTORS``); ``options`` go to its class.
+
+    ``opencv`` always runs on the CPU and ignores ``device`` and the weight paths.
+    """
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
     detector = DETECTORS[name](device, path_to_detector, path_to_anchor, min_score, min_size, **options)

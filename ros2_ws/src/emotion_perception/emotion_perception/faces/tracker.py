@@ -44,9 +44,8 @@ class _State:
     def predicted(self) -> Box:
         """Where the face should be now if it kept moving as before."""
         steps = self.missed + 1
-        return Box(
-            self.box.x + self.velocity[0] * steps, self.box.y + self.velocity[1] * steps, self.box.w, self.box.h
-        )
+        dx, dy = self.velocity[0] * steps, self.velocity[1] * steps
+        return Box(self.box.x + dx, self.box.y + dy, self.box.w, self.box.h)
 
     def snapshot(self) -> Track:
         return Track(self.track_id, self.box, self.score, self.hits, self.missed)
@@ -66,7 +65,9 @@ class FaceTracker:
     ``max_jump`` box sides of the prediction and whose size is within a factor 2.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, id_prefix: str = "", max_jump: float = 1.0):
+    def __init__(
+        self, iou_threshold: float = 0.3, max_missed: int = 5, id_prefix: str = "", max_jump: float = 1.0
+    ):
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
         if max_missed < 0:
