@@ -119,7 +119,7 @@ class FaceTracker:
         for ti, di in matches:
             self._refresh(self._tracks[ti], detections[di])
         expired = []
-        for ti in free_tracks:
+        for ti in sorted(free_tracks):
             state = self._tracks[ti]
             state.missed += 1
             if state.missed > self.max_missed:
