@@ -31,10 +31,15 @@ def astronaut_canvas(width: int = 640, height: int = 480) -> np.ndarray:
     return canvas
 
 
-def astronaut_frames(n: int, width: int = 640, height: int = 480) -> list[np.ndarray]:
-    """n frames of the astronaut drifting a few pixels per frame (a live camera is never static)."""
+def astronaut_frames(n: int, width: int = 640, height: int = 480, distinct: int = 32) -> list[np.ndarray]:
+    """n frames of the astronaut drifting a few pixels per frame (a live camera is never static);
+    ``distinct`` images are cycled so that long runs do not inflate the process's memory."""
     base = astronaut_canvas(width, height)
-    return [np.roll(base, shift=(int(3 * np.sin(i / 5)), int(4 * np.sin(i / 7))), axis=(0, 1)) for i in range(n)]
+    images = [
+        np.roll(base, shift=(int(3 * np.sin(i / 5)), int(4 * np.sin(i / 7))), axis=(0, 1))
+        for i in range(min(n, distinct))
+    ]
+    return [images[i % len(images)] for i in range(n)]
 
 
 def video_frames(n: int, width: int = 640, height: int = 480, path: Path = VIDEO) -> list[np.ndarray]:
@@ -64,6 +69,21 @@ class FixedDetector:
 
     def detect(self, rgb):
         return list(self.detections)
+
+
+def build_benchmark_model(profile_name: str, device: str = "cpu", weights_dir=None, random_weights: bool = False):
+    """The profile's model; with ``random_weights`` its backbone/head files are left out (same
+    architecture and FLOPs, random weights): enough to measure speed without the weight files."""
+    from dataclasses import replace
+
+    from emotion_perception.models.registry import build_model, get_profile
+
+    profile = get_profile(profile_name)
+    if random_weights:
+        head = {k: v for k, v in profile.head.items() if k not in ("checkpoint", "sha256", "package_file")}
+        backbone = {"model": profile.backbone["model"]} if profile.backbone else {}
+        profile = replace(profile, backbone=backbone, head=head)
+    return build_model(profile, device, weights_dir).eval()
 
 
 def peak_rss_mb() -> float:

@@ -15,14 +15,20 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 
 import torch
 
-from engine_common import FixedDetector, as_frames, astronaut_frames, environment, peak_rss_mb, summary_ms
+from engine_common import (
+    FixedDetector,
+    as_frames,
+    astronaut_frames,
+    build_benchmark_model,
+    environment,
+    peak_rss_mb,
+    summary_ms,
+)
 
 from emotion_perception.engine import EngineConfig, PerceptionEngine
-from emotion_perception.models.registry import build_model, get_profile
 from emotion_perception.types import Box, Detection
 
 
@@ -30,14 +36,6 @@ def face_boxes(n: int) -> list[Detection]:
     """n face-sized boxes spread over a 640x480 frame (the astronaut's face is the first)."""
     spots = [(250, 60), (40, 260), (420, 260), (40, 40), (470, 40), (250, 300), (150, 150), (380, 150)]
     return [Detection(Box(x, y, 110, 110), 0.99 - 0.01 * i) for i, (x, y) in enumerate(spots[:n])]
-
-
-def build(profile_name: str, weights_dir, device: str = "cuda") -> torch.nn.Module:
-    profile = get_profile(profile_name)
-    if weights_dir is None:  # random weights, same architecture: no backbone or head files
-        head = {k: v for k, v in profile.head.items() if k not in ("checkpoint", "sha256")}
-        profile = replace(profile, backbone={"model": profile.backbone["model"]}, head=head)
-    return build_model(profile, device, weights_dir).eval()
 
 
 def bench_engine(model, faces: int, streams: bool, frames, args, device: str = "cuda") -> dict:
@@ -117,7 +115,7 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
-    model = build(args.profile, args.weights_dir)
+    model = build_benchmark_model(args.profile, "cuda", args.weights_dir, random_weights=args.weights_dir is None)
     frames = as_frames(astronaut_frames(args.warmup + args.frames))
 
     runs = [bench_engine(model, n, streams, frames, args) for n in args.faces for streams in (True, False)]

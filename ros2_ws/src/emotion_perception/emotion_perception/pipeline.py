@@ -15,7 +15,6 @@ from .engine import EngineConfig, PerceptionEngine
 from .engine.device import resolve_device
 from .faces import create_detector
 from .models import registry
-from .models.backbone import WeightsMissingError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ def make_detector(detector, profile, device, weights_dir: Path | None = None):
         options.update(profile.detector_paths(weights_dir))
     try:
         return create_detector(name, device=str(device), **options), ""
-    except (WeightsMissingError, ImportError) as err:
+    except (FileNotFoundError, ImportError) as err:  # WeightsMissingError is a FileNotFoundError
         if detector is not None or device.type != "cpu" or name == FALLBACK_DETECTOR:
             raise
         note = f"face detector {name!r} unavailable ({err}); using {FALLBACK_DETECTOR!r} on CPU"
@@ -49,7 +48,7 @@ def select(profile: str, weights_dir, device):
     its detector's is still chosen: ``make_detector`` then falls back to OpenCV."""
     try:
         return registry.select_profile(profile, weights_dir, device=str(device))
-    except WeightsMissingError:
+    except FileNotFoundError:  # registry's WeightsMissingError (not imported: it pulls in open_clip)
         if profile == "auto" or device.type != "cpu":
             raise
         chosen = registry.get_profile(profile)
