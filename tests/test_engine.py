@@ -361,3 +361,20 @@ def test_cuda_matches_cpu_in_fp32(cuda_streams, monkeypatch):
                 np.testing.assert_allclose(g.probabilities, w.probabilities, atol=1e-4)
                 np.testing.assert_allclose(g.polarity_probabilities, w.polarity_probabilities, atol=1e-4)
     assert gpu.stats()["latency_ms"]["encode_face"]["n"] == 20
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_benchmark_refuses_without_cuda():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo / "ros2_ws" / "src" / "emotion_perception")}
+    proc = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "gpu_dual_stream.py")], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "needs a CUDA GPU" in json.loads(proc.stdout)["error"]
