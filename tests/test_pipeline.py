@@ -40,6 +40,11 @@ def test_lite_profile_with_real_opencv_detector_on_astronaut(astronaut):
     assert engine.stats()["latency_ms"]["detect"]["n"] == 3
 
 
+def test_min_face_score_reaches_the_detector():
+    engine, _ = create_engine("lite-fer2013", device="cpu", detector="opencv", min_face_score=0.9)
+    assert engine.detector.min_score == 0.9
+
+
 def test_scene_aware_profile_with_overrides():
     class OneFace:
         def detect(self, rgb):

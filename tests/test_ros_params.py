@@ -14,7 +14,7 @@ HEAD_YAML = PACKAGE_DIR / "config" / "head.yaml"
 NODE_SOURCE = PACKAGE_DIR / "emotion_perception" / "ros" / "perception_node.py"
 ISSUE_PARAMETERS = {  # what the issue and the README promise
     "profile", "device", "precision", "window", "scene_interval", "detector", "face_margin",
-    "max_faces", "image_topics", "image_transport", "reliable_qos", "publish_debug_image",
+    "min_face_score", "max_faces", "image_topics", "image_transport", "reliable_qos", "publish_debug_image",
     "publish_hri", "weights_dir", "diag_min_rate_warn_hz", "diag_latency_warn_ms", "diag_drop_warn_ratio",
 }
 
@@ -77,15 +77,20 @@ def test_validate_normalises_and_rejects_unknown_and_empty():
 def test_engine_options_fit_create_engine():
     from emotion_perception.engine import EngineConfig
 
+    import inspect
+
+    from emotion_perception.pipeline import create_engine
+
     opts = engine_options(validate({**DEFAULTS, "window": 8, "scene_interval": 2}))
-    config_fields = set(opts) - {"profile", "device", "precision", "detector", "weights_dir"}
+    named = {n for n, p in inspect.signature(create_engine).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
+    config_fields = set(opts) - named
     assert config_fields <= set(EngineConfig.__dataclass_fields__)
     EngineConfig(**{k: opts[k] for k in config_fields})  # valid values
 
 
 def test_engine_options_leave_profile_defaults_alone():
     opts = engine_options(validate(dict(DEFAULTS)))
-    assert opts == {"profile": "auto", "device": "auto", "face_margin": 0.2, "max_faces": 8}
+    assert opts == {"profile": "auto", "device": "auto", "face_margin": 0.2, "max_faces": 8, "min_face_score": 0.5}
     custom = engine_options(validate({**DEFAULTS, "profile": "lite-fer2013", "detector": "opencv",
                                       "precision": "fp16", "window": 8, "weights_dir": "/w"}))
     assert custom["detector"] == "opencv" and custom["precision"] == "fp16"

@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 FALLBACK_DETECTOR = "opencv"
 
 
-def make_detector(detector, profile, device, weights_dir: Path | None = None):
+def make_detector(detector, profile, device, weights_dir: Path | None = None, min_score: float | None = None):
     """(detector, note): ``detector`` as given if it has ``detect``; else built by name (None: the
     profile's, with its weight files under ``weights_dir``). ``note`` explains a fallback to
-    OpenCV on CPU when the profile's detector cannot be built here, or is empty."""
+    OpenCV on CPU when the profile's detector cannot be built here, or is empty. ``min_score``
+    (None: the profile's or the detector's default) drops weaker detections."""
     if callable(getattr(detector, "detect", None)):
         return detector, ""
     spec = dict(profile.detector or {})
@@ -33,6 +34,8 @@ def make_detector(detector, profile, device, weights_dir: Path | None = None):
     if name == spec.get("name"):  # the profile's own detector: its settings and weight files
         options = {k: v for k, v in spec.items() if k not in ("name", "files")}
         options.update(profile.detector_paths(weights_dir))
+    if min_score is not None:
+        options["min_score"] = min_score
     try:
         return create_detector(name, device=str(device), **options), ""
     except (FileNotFoundError, ImportError) as err:  # WeightsMissingError is a FileNotFoundError
@@ -40,7 +43,8 @@ def make_detector(detector, profile, device, weights_dir: Path | None = None):
             raise
         note = f"face detector {name!r} unavailable ({err}); using {FALLBACK_DETECTOR!r} on CPU"
         log.warning(note)
-        return create_detector(FALLBACK_DETECTOR, device="cpu"), note
+        extra = {} if min_score is None else {"min_score": min_score}
+        return create_detector(FALLBACK_DETECTOR, device="cpu", **extra), note
 
 
 def select(profile: str, weights_dir, device):
@@ -64,18 +68,20 @@ def create_engine(
     precision: str | None = None,
     detector=None,
     weights_dir: str | Path | None = None,
+    min_face_score: float | None = None,
     **config_overrides,
 ):
     """(PerceptionEngine, ProfileChoice) for a profile name or "auto".
 
     ``precision`` None: fp16 on CUDA, fp32 on CPU. ``detector``: None (the profile's), a name
     ("opencv", "blazeface", "blazeface_back", "sfd") or an object with ``detect(rgb)``.
+    ``min_face_score`` overrides the detector's score threshold.
     ``config_overrides`` are EngineConfig fields (window, scene_interval, max_faces, ...).
     """
     dev = resolve_device(device)
     choice = select(profile, weights_dir, dev)
     model = registry.build_model(choice.profile, str(dev), choice.weights_dir)
-    det, note = make_detector(detector, choice.profile, dev, choice.weights_dir)
+    det, note = make_detector(detector, choice.profile, dev, choice.weights_dir, min_face_score)
     if note:
         choice = replace(choice, reason=f"{choice.reason}; {note}")
     settings = {

@@ -74,6 +74,8 @@ PARAMETERS: tuple[Param, ...] = (
           low=0, high=300, at_configure=True),
     Param("face_margin", 0.2, "Margin added around each face box before cropping, as a fraction "
           "of the box size", low=0.0, high=1.0, at_configure=True),
+    Param("min_face_score", 0.5, "Ignore face detections scoring below this (detector confidence)",
+          low=0.0, high=1.0, at_configure=True),
     Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
           low=1, high=64, at_configure=True),
     # Input.
@@ -137,6 +139,6 @@ def engine_options(values: dict[str, Value]) -> dict:
     for key in ("window", "scene_interval"):
         if values[key]:
             opts[key] = values[key]
-    for key in ("face_margin", "max_faces"):
+    for key in ("face_margin", "max_faces", "min_face_score"):
         opts[key] = values[key]
     return opts
