@@ -8,7 +8,7 @@ import torch
 
 from emotion_perception.labels import CLASS_NAMES
 from emotion_perception.models import duse, ous
-from emotion_perception.models.backbone import WeightsMissingError
+from emotion_perception.errors import WeightsMissingError
 from emotion_perception.models.checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from emotion_perception.models.registry import build_model, file_sha256, get_profile
 from fake_clips import make_clips, one_thread  # noqa: F401  (autouse fixture)

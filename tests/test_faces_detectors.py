@@ -9,7 +9,7 @@ import pytest
 
 from emotion_perception.faces import DETECTORS, FaceDetector, create_detector
 from emotion_perception.images import ImageError
-from emotion_perception.models.backbone import WeightsMissingError
+from emotion_perception.errors import WeightsMissingError
 
 BLAZEFACE_FILES = {
     "blazeface": ("blazeface.pth", "anchors.npy"),

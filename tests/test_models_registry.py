@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emotion_perception.models.backbone import WeightsMissingError
+from emotion_perception.errors import WeightsMissingError
 from emotion_perception.models.registry import (
     KIND_MODULES,
     PROFILE_DIR,

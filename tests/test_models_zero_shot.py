@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from emotion_perception.labels import CLASS_NAMES, NUM_CLASSES, POLARITY_OF_CLASS, class_id
-from emotion_perception.models.backbone import WeightsMissingError, create_clip
+from emotion_perception.errors import WeightsMissingError
+from emotion_perception.models.backbone import create_clip
 from emotion_perception.models.registry import build_model, get_profile
 from emotion_perception.models.zero_shot import (
     FACE_TEMPLATES,

@@ -8,7 +8,7 @@ import torch
 
 from emotion_perception.faces.detectors import OpenCVCascadeDetector
 from emotion_perception.models import registry
-from emotion_perception.models.backbone import WeightsMissingError
+from emotion_perception.errors import WeightsMissingError
 from emotion_perception.pipeline import create_engine, make_detector
 from emotion_perception.types import Box, Detection, Frame
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .engine import EngineConfig, PerceptionEngine
 from .engine.device import resolve_device
+from .errors import WeightsMissingError
 from .faces import create_detector
 from .models import registry
 
@@ -52,7 +53,7 @@ def select(profile: str, weights_dir, device):
     its detector's is still chosen: ``make_detector`` then falls back to OpenCV."""
     try:
         return registry.select_profile(profile, weights_dir, device=str(device))
-    except FileNotFoundError:  # registry's WeightsMissingError (not imported: it pulls in open_clip)
+    except WeightsMissingError:
         if profile == "auto" or device.type != "cpu":
             raise
         chosen = registry.get_profile(profile)

@@ -20,6 +20,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..errors import WeightsMissingError
 from ..images import check_rgb
 from ..types import Box, Detection
 
@@ -39,8 +40,6 @@ FACE_ALIGNMENT_URLS = {
 
 def _require_file(path: str | Path | None, default_name: str, argument: str) -> Path:
     """The weight file at ``path``, or one WeightsMissingError saying how to get it."""
-    from ..models.backbone import WeightsMissingError  # lazy: backbone imports open_clip
-
     how = (
         f"Pass {argument}=<path to {default_name}>; get it with models/fetch on a machine with "
         f"internet, or download {FACE_ALIGNMENT_URLS[default_name]}"

@@ -13,18 +13,12 @@ import open_clip
 import torch
 from torch import nn
 
+from ..errors import WeightsMissingError
+
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 _registered = False
-
-
-class WeightsMissingError(FileNotFoundError):
-    """A weight file a model needs is not on this machine."""
-
-    def __init__(self, path: str | Path, how_to_get: str):
-        self.path = Path(path)
-        super().__init__(f"weight file not found: {self.path}. {how_to_get}")
 
 
 def register_configs() -> None:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..labels import class_id
-from .backbone import WeightsMissingError
+from ..errors import WeightsMissingError
 from .base import EmotionModel, HeadOutput, masked_mean
 from .registry import installed_package_file
 

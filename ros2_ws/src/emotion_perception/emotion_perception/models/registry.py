@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import WeightsMissingError
+
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "model_profiles"
 WEIGHTS_ENV = "EMOTION_PERCEPTION_WEIGHTS"
 
@@ -228,8 +230,6 @@ class ProfileChoice:
 
 def missing_weights_error(profile: Profile, weights_dir: str | Path | None = None):
     """One WeightsMissingError naming every missing file of ``profile`` and how to get it."""
-    from .backbone import WeightsMissingError  # lazy: backbone imports open_clip
-
     weights_dir = _weights_dir(weights_dir)
     missing = profile.missing_files(weights_dir)
     details = "; ".join(
@@ -277,7 +277,6 @@ def select_profile(
             if skipped:
                 why += "; skipped " + "; ".join(skipped) + " (models/fetch PROFILE downloads weights)"
             return ProfileChoice(profile, why, root)
-    from .backbone import WeightsMissingError
 
     raise WeightsMissingError(
         root, "No model profile can run here: " + "; ".join(skipped)
