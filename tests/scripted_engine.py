@@ -37,6 +37,9 @@ class ScriptedEngine:
         return [EmotionEstimate("face_1", Box(4, 4, 20, 20), probs, 1, "scripted", frame.stamp_ns, frame.frame_id,
                                 timings_ms={"total": self.delay * 1e3})]
 
+    def process_batch(self, frames: list[Frame]) -> list[list[EmotionEstimate]]:
+        return [self.process(f) for f in frames]
+
     def record_drop(self, n: int = 1) -> None:
         self.dropped += n
 

@@ -130,11 +130,3 @@ def test_node_reads_only_table_parameters():
     for name in literal_reads + subscripts:
         assert name in BY_NAME, f"the node uses parameter {name!r} that the table does not declare"
 
-
-def test_ros_free_modules_do_not_import_rclpy():
-    ros_dir = NODE_SOURCE.parent
-    for name in ("__init__.py", "convert.py", "params.py", "diagnostics.py", "camera_batcher.py"):
-        tree = ast.parse((ros_dir / name).read_text())
-        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert not any(m.split(".")[0] == "rclpy" for m in imported), name

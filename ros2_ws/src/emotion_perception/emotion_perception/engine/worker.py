@@ -1,9 +1,11 @@
-"""Back-pressure for live cameras: one worker thread, one pending-frame slot, stale frames dropped.
+"""Back-pressure for live cameras: one worker thread, one pending-frame slot per camera.
 
 A camera produces frames faster than a slow model can classify them; queueing them would make
-the output lag further and further behind the world. The worker keeps only the newest frame
-that is waiting: a new frame replaces a pending one (counted as dropped), so latency stays
-bounded by one frame in flight plus one waiting, and memory by two frames.
+the output lag further and further behind the world. The worker keeps only the newest waiting
+frame of each camera (``Frame.source``): a new frame replaces its camera's pending one (counted
+as dropped), so latency stays bounded by one batch in flight plus one waiting, and memory by two
+frames per camera. The newest frames of all cameras go through ``engine.process_batch`` together,
+so one GPU serves several cameras with batched encodes.
 """
 from __future__ import annotations
 
@@ -20,11 +22,12 @@ ErrorCallback = Callable[[Frame, Exception], None]
 
 
 class LatestFrameWorker:
-    """Runs ``engine.process`` on a background thread for the latest submitted frame.
+    """Runs the engine on a background thread for the latest submitted frame of each camera.
 
     ``on_result(frame, estimates)`` and ``on_error(frame, exception)`` run on the worker thread.
-    An exception on one frame (bad frame, detector or model failure, or in ``on_result``) goes
-    to ``on_error`` (or the log) and the worker carries on with the next frame.
+    An exception (bad frame, detector or model failure) fails that batch's frames only (an
+    exception in ``on_result`` only its frame); they go to ``on_error`` (or the log) and the
+    worker carries on. A failed batch is not retried: the engine may have updated tracks already.
     """
 
     def __init__(self, engine, on_result: ResultCallback, on_error: ErrorCallback | None = None, name: str = "emotion-engine"):
@@ -33,8 +36,9 @@ class LatestFrameWorker:
         self.on_error = on_error
         self.dropped = 0  # frames replaced while waiting, never processed
         self.processed = 0  # frames the engine finished (successfully or not)
-        self.failed = 0  # of those, frames that raised
-        self._pending: Frame | None = None
+        self.failed = 0  # of those, frames whose processing or delivery raised
+        self.batches = 0
+        self._slots: dict[str, Frame] = {}  # source -> newest pending frame
         self._busy = False
         self._closed = False
         self._cond = threading.Condition()
@@ -42,35 +46,34 @@ class LatestFrameWorker:
         self._thread.start()
 
     def submit(self, frame: Frame) -> bool:
-        """Hand over a frame without blocking. False if it replaced a pending frame (a drop)."""
+        """Hand over a frame without blocking. False if it replaced its camera's pending frame."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("LatestFrameWorker is closed")
-            replaced = self._pending is not None
-            self._pending = frame
+            replaced = frame.source in self._slots
+            self._slots[frame.source] = frame
             if replaced:
                 self.dropped += 1
             self._cond.notify()
         if replaced:
-            self.engine.record_drop()
+            self.engine.record_drop(1)
         return not replaced
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no frame is pending or in progress; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+            return self._cond.wait_for(lambda: not self._slots and not self._busy, timeout)
 
     def close(self, timeout: float | None = 5.0) -> bool:
-        """Stop after the frame in progress; a still-pending frame is dropped. True if stopped."""
+        """Stop after the batch in progress; pending frames are dropped. True if stopped."""
         with self._cond:
             self._closed = True
-            dropped = self._pending is not None
-            if dropped:
-                self._pending = None
-                self.dropped += 1
+            pending = len(self._slots)
+            self._slots.clear()
+            self.dropped += pending
             self._cond.notify_all()
-        if dropped:
-            self.engine.record_drop()
+        if pending:
+            self.engine.record_drop(pending)
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -81,29 +84,42 @@ class LatestFrameWorker:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._closed)
-                if self._pending is None:  # closed and nothing left
+                self._cond.wait_for(lambda: self._slots or self._closed)
+                if self._closed:
                     return
-                frame, self._pending = self._pending, None
+                frames = list(self._slots.values())
+                self._slots.clear()
                 self._busy = True
-            try:
-                self._handle(frame)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self.processed += 1
-                    self._cond.notify_all()
-
-    def _handle(self, frame: Frame) -> None:
-        try:
-            self.on_result(frame, self.engine.process(frame))
-        except Exception as err:  # one bad frame must not stop the camera
+            failed = self._run(frames)
             with self._cond:
-                self.failed += 1
-            if self.on_error is None:
-                log.exception("emotion engine failed on frame %s/%s", frame.source, frame.stamp_ns)
-                return
+                self._busy = False
+                self.batches += 1
+                self.processed += len(frames)
+                self.failed += failed
+                self._cond.notify_all()
+
+    def _run(self, frames: list[Frame]) -> int:
+        """Process and deliver one batch; returns how many of its frames failed."""
+        try:
+            results = self.engine.process_batch(frames)
+        except Exception as err:  # one bad frame must not stop the cameras
+            for frame in frames:
+                self._error(frame, err)
+            return len(frames)
+        failed = 0
+        for frame, estimates in zip(frames, results):
             try:
-                self.on_error(frame, err)
-            except Exception:
-                log.exception("on_error callback raised")
+                self.on_result(frame, estimates)
+            except Exception as err:
+                self._error(frame, err)
+                failed += 1
+        return failed
+
+    def _error(self, frame: Frame, err: Exception) -> None:
+        if self.on_error is None:
+            log.error("emotion engine failed on frame %s/%s: %s", frame.source, frame.stamp_ns, err, exc_info=err)
+            return
+        try:
+            self.on_error(frame, err)
+        except Exception:
+            log.exception("on_error callback raised")

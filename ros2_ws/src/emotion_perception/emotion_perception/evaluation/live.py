@@ -11,17 +11,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..parameters import Param
 from .labels_file import UNITS, Labels, labels_from_messages, load_labels
 from .report import write_report
 from .results import ResultsAccumulator
 from .scoring import Evaluation, evaluate
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    default: object
-    description: str
 
 
 PARAMETERS: tuple[Param, ...] = (

@@ -18,7 +18,7 @@ Topics (relative names, so namespaces and remapping work):
   with hri_msgs installed, ``/humans/faces/<id>/expression`` (hri_msgs/Expression) and
   ``/humans/faces/tracked`` (hri_msgs/IdsList).
 
-Inference runs off the executor on a ``CameraBatchWorker`` (one latest-frame slot per camera),
+Inference runs off the executor on a ``LatestFrameWorker`` (one latest-frame slot per camera),
 so a slow model drops stale frames instead of blocking callbacks or growing a queue. The node
 only translates: conversion is in ``convert``, parameters in ``params``, diagnostics in
 ``diagnostics`` — all ROS-free and tested in CI.
@@ -59,11 +59,11 @@ try:  # Iron and later (Jazzy)
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
+from ..engine import LatestFrameWorker
 from ..images import ImageError
 from ..labels import NUM_CLASSES
 from ..types import Box, EmotionEstimate
 from ..visualize import draw_estimates
-from .camera_batcher import CameraBatchWorker
 from .convert import (
     MessageTypes,
     compressed_msg_to_frame,
@@ -114,7 +114,7 @@ class PerceptionNode(LifecycleNode):
         self._values: dict = {}
         self._engine = None
         self._choice = None
-        self._worker: CameraBatchWorker | None = None
+        self._worker: LatestFrameWorker | None = None
         self._active = False
         self._monitor = ProcessingMonitor()
         self._worker_drops = 0
@@ -165,7 +165,7 @@ class PerceptionNode(LifecycleNode):
         result = super().on_activate(state)  # enables the lifecycle publishers
         if result != TransitionCallbackReturn.SUCCESS:
             return result
-        self._worker = CameraBatchWorker(self._engine, self._on_result, self._on_error)
+        self._worker = LatestFrameWorker(self._engine, self._on_result, self._on_error)
         self._worker_drops = 0
         self._active = True
         self.get_logger().info(f"processing {', '.join(self._sources)} ({self._values['image_transport']})")

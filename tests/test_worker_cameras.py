@@ -1,4 +1,4 @@
-"""Per-camera latest-frame slots drained by one worker through engine.process_batch."""
+"""LatestFrameWorker with several cameras: per-camera slots drained through engine.process_batch."""
 from __future__ import annotations
 
 import threading
@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from emotion_perception.ros.camera_batcher import CameraBatchWorker
+from emotion_perception.engine import LatestFrameWorker
 from emotion_perception.types import Box, EmotionEstimate, Frame
 
 
@@ -41,7 +41,7 @@ def frame(source, stamp):
 def setup():
     engine = GatedEngine()
     results, errors = [], []
-    worker = CameraBatchWorker(engine, lambda f, e: results.append((f.source, f.stamp_ns, len(e))),
+    worker = LatestFrameWorker(engine, lambda f, e: results.append((f.source, f.stamp_ns, len(e))),
                                lambda f, err: errors.append((f.source, f.stamp_ns, str(err))))
     yield engine, worker, results, errors
     engine.gate.set()
