@@ -278,7 +278,8 @@ def test_ferv39k_missing_scene_folder_is_an_error(tmp_path):
     for f in (tmp_path / "3_ClipsforScenImages" / rel).iterdir():
         f.unlink()
     (tmp_path / "3_ClipsforScenImages" / rel).rmdir()
-    with pytest.raises(DatasetError, match=f"train_All.csv:\\d+: clip folder .*3_ClipsforScenImages/{rel} does not exist"):
+    message = f"train_All.csv:\\d+: clip folder .*3_ClipsforScenImages/{rel} does not exist"
+    with pytest.raises(DatasetError, match=message):
         read_ferv39k(tmp_path, "train")
 
 
@@ -296,3 +297,20 @@ def test_stratified_split_is_seeded_disjoint_and_per_class(tmp_path):
     assert [r.name for r in stratified_split(records, 0.2, seed=4)[1]] != [r.name for r in val]
     with pytest.raises(ValueError, match="fraction"):
         stratified_split(records, 0.0, seed=0)
+
+
+def test_loader_workers_match_in_process_loading(tmp_path):
+    """Spawned workers give the same batches; a parallel cv2 call in the parent must not hang them."""
+    import cv2
+
+    from emotion_perception.training.datasets import clip_loader
+
+    make_dfew(tmp_path, clips_per_class=1, frames=(3, 9), size=32)
+    cv2.resize(np.zeros((512, 512, 3), np.uint8), (300, 300))  # starts OpenCV's pool in this process
+    ds = ClipDataset(read_dfew(tmp_path, 1, "train"), num_frames=4, face_size=32, with_scene=False)
+    inline = list(clip_loader(ds, 4, 0, shuffle=False))
+    spawned = list(clip_loader(ds, 4, 1, shuffle=False))
+    assert len(inline) == len(spawned) == 2
+    for a, b in zip(inline, spawned):
+        assert torch.equal(a["face"], b["face"]) and torch.equal(a["mask"], b["mask"])
+        assert torch.equal(a["label"], b["label"])

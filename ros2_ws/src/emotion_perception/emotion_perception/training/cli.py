@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import inspect
 import json
 import logging
 import random
@@ -29,10 +30,10 @@ from ..evaluation.metrics import scores_from_confusion
 from ..evaluation.plots import plot_confusion
 from ..labels import CLASS_NAMES
 from ..models import checkpoint as ckpt
-from ..models.backbone import WeightsMissingError
+from ..errors import WeightsMissingError
 from ..models.registry import KIND_MODULES, build_model, get_profile
 from .config import ConfigError, TrainConfig
-from .datasets import DFEW_FOLDS, ClipDataset, DatasetError, read_split, stratified_split, worker_init
+from .datasets import DFEW_FOLDS, ClipDataset, DatasetError, clip_loader, read_split, stratified_split
 from .trainer import Trainer, make_criterion, trainable_parameters
 
 log = logging.getLogger("emotion_perception.training")
@@ -57,28 +58,21 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loader(dataset: ClipDataset, batch_size: int, num_workers: int, *, shuffle: bool, device) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=num_workers,
-        pin_memory=torch.device(device).type == "cuda",
-        persistent_workers=num_workers > 0,
-        worker_init_fn=worker_init if num_workers > 0 else None,
-        drop_last=False,
-    )
+    return clip_loader(dataset, batch_size, num_workers, shuffle=shuffle,
+                       pin_memory=torch.device(device).type == "cuda")
 
 
 def build_untrained(profile, device, weights_dir=None):
     """The profile's model without the trained head checkpoint the profile may name.
 
     Training starts from the head's initialisation; evaluation loads the checkpoint under test.
-    Head models' ``build`` takes ``load_head``; profiles without a head checkpoint build as usual.
+    Head models (OUS, DuSE) take ``load_head`` in their ``build``; other kinds have no trained head
+    to leave out (their weights are part of the model) and build as usual.
     """
     weights_dir = Path(weights_dir) if weights_dir else None
-    if not profile.head.get("checkpoint"):
-        return build_model(profile, device, weights_dir)
     module = importlib.import_module(f"{ckpt.__package__}.{KIND_MODULES[profile.kind]}")
+    if "load_head" not in inspect.signature(module.build).parameters:
+        return build_model(profile, device, weights_dir)
     model = module.build(profile, weights_dir, device, load_head=False)
     model.model_id = profile.name
     return model
@@ -171,7 +165,9 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
             "epoch %d/%d  lr %.2e  train loss %.4f  val UAR %.4f WAR %.4f%s",
             epoch, t.epochs, lr, stats["loss"], val.scores.uar, val.scores.war, "  (best)" if improved else "",
         )
-        metrics = {"val_uar": val.scores.uar, "val_war": val.scores.war, "val_loss": val.loss, "train_loss": stats["loss"]}
+        metrics = {
+            "val_uar": val.scores.uar, "val_war": val.scores.war, "val_loss": val.loss, "train_loss": stats["loss"],
+        }
         run_info = {"config": cfg.to_dict(), "num_frames": num_frames, "best": best}
         if improved:
             ckpt.save_checkpoint(out / "best.pt", model, profile.name, epoch=epoch, metrics=metrics, extra=run_info)

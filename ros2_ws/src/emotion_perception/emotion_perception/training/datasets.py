@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ..labels import CLASS_NAMES, class_id, polarity_target
 from .sampling import frame_names, matching_indices, sample_indices
@@ -311,8 +311,30 @@ def read_image(path: Path, size: int) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def worker_init(_worker_id: int) -> None:
-    """DataLoader workers decode in parallel already; keep OpenCV from adding threads per worker."""
+def clip_loader(dataset: "ClipDataset", batch_size: int, num_workers: int, *, shuffle: bool,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over clips. Workers are *spawned*, not forked.
+
+    A forked worker inherits OpenCV's thread pool in whatever state the parent left it; once the
+    parent has run a parallel cv2 call (resizing, a test writing frames), ``cv2.resize`` in the
+    worker can deadlock. Spawned workers start clean; they are persistent, so the start-up cost
+    (importing torch and cv2, a few seconds) is paid once per run.
+    """
+    workers = num_workers > 0
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers,
+        multiprocessing_context="spawn" if workers else None,
+        worker_init_fn=_worker_init if workers else None,
+    )
+
+
+def _worker_init(_worker_id: int) -> None:
+    """Workers decode clips in parallel already; one OpenCV thread each avoids oversubscription."""
     cv2.setNumThreads(1)
 
 

@@ -187,5 +187,8 @@ class Trainer:
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError(f"{type(model).__name__} has no trainable parameters")
+        raise ValueError(
+            f"{type(model).__name__} has no trainable parameters (its weights are fixed); "
+            "train a head model such as OUS or DuSE"
+        )
     return params
