@@ -204,6 +204,11 @@ def test_cross_entropy_fallback_for_models_without_criterion():
     assert isinstance(criterion, CrossEntropyCriterion)
     with pytest.raises(ValueError, match="α-switch"):
         make_criterion(Linear(), alpha=0.5)
+    duse = type("DuSE", (torch.nn.Module,), {"kind": "duse"})()
+    with pytest.raises(ValueError, match="α-switch"):  # DuSE trains on the contrastive loss alone
+        make_criterion(duse, alpha=0.5)
+    ous = type("OUS", (torch.nn.Module,), {"kind": "ous", "head_config": {"alpha": 1.0}})()
+    assert make_criterion(ous, alpha=0.25).alpha == 0.25 and make_criterion(ous).alpha == 1.0
     from emotion_perception.models.base import HeadOutput
 
     logits = torch.tensor([[4.0, 0, 0, 0, 0, 0, 0]])

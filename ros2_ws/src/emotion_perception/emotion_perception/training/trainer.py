@@ -9,7 +9,6 @@ Scores always come from the confusion matrix of the whole loader, never averaged
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from ..models.losses import criterion_for
 class CrossEntropyCriterion:
     """Cross-entropy on the classes, plus on the scene polarity when the model predicts it.
 
-    The criterion of models without one of their own in ``models.losses`` (e.g. the lite model).
+    The criterion of models without one of their own in ``models.losses`` (e.g. a custom model).
     """
 
     def __call__(self, out: HeadOutput, targets: torch.Tensor, polarity_targets=None):
@@ -56,11 +55,12 @@ def make_criterion(model: nn.Module, alpha: float | None = None):
     if alpha is not None:
         head["alpha"] = float(alpha)
     try:
-        return criterion_for(getattr(model, "kind", ""), head)
+        criterion = criterion_for(getattr(model, "kind", ""), head)
     except ValueError:
-        if alpha is not None:
-            raise ValueError(f"alpha is set but {type(model).__name__} has no α-switch loss") from None
-        return CrossEntropyCriterion()
+        criterion = CrossEntropyCriterion()
+    if alpha is not None and not hasattr(criterion, "alpha"):
+        raise ValueError(f"alpha is set but {type(model).__name__} has no α-switch loss")
+    return criterion
 
 
 @dataclass
@@ -176,7 +176,7 @@ class Trainer:
         scores = scores_from_confusion(confusion_matrix(tgt, pred, num_classes))
         return EvalResult(
             scores=scores,
-            loss=loss_sum / seen if math.isfinite(loss_sum) else float("nan"),
+            loss=loss_sum / seen,
             predictions=pred,
             targets=tgt,
             indices=np.concatenate(indices),
