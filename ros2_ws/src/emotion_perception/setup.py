@@ -48,6 +48,7 @@ setup(
         PACKAGE: [
             "model_profiles/*.yaml",
             "models/configs/*.json",
+            "training/configs/*.yaml",
             # emotion_msgs definitions (a link to ../emotion_msgs), for bags and CDR without ROS.
             "msg_definitions/msg/*.msg",
             "msg_definitions/srv/*.srv",
