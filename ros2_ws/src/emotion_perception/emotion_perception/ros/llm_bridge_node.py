@@ -131,6 +131,12 @@ def main(args=None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # Humble: the SIGINT handler shuts the context down from another thread, so the executor
+        # can fail to build its next wait set (RCLError "context is not valid") before the
+        # KeyboardInterrupt arrives (ros2/rclpy#1166); that is a shutdown, not a crash
+        if rclpy.ok():
+            raise
     finally:
         executor.shutdown()
         node.destroy_node()

@@ -397,6 +397,12 @@ def main(args=None) -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # Humble: the SIGINT handler shuts the context down from another thread, so the executor
+        # can fail to build its next wait set (RCLError "context is not valid") before the
+        # KeyboardInterrupt arrives (ros2/rclpy#1166); that is a shutdown, not a crash
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
