@@ -5,8 +5,6 @@ Skips without rclpy and the built emotion_msgs (source the workspace: `. install
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
 
@@ -16,27 +14,19 @@ pytest.importorskip("std_srvs.srv", reason="needs std_srvs")
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from emotion_msgs.msg import EmotionState, EmotionStateArray  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, RegionOfInterest  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from emotion_perception.ros.eval_node import EvalNode  # noqa: E402
+from ros_graph import ros_context, spinning, wait_for  # noqa: E402
 
 T0_SEC = 1_700_000_000
 PERIOD_NS = 100_000_000
 # frame i: predicted class (None = no face); frame 4 gets no result (dropped upstream)
 PREDICTED = [0, 0, 0, None, 0, 1, 1, 2, 2, 1]
 DROPPED = {4}
-
-
-def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def stamp(i: int) -> Time:
@@ -64,27 +54,15 @@ def array(i: int, cls) -> EmotionStateArray:
 def graph(tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("0,5,happy\n5,10,sad\n")
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = EvalNode(context=context, parameter_overrides=[
-        Parameter("labels_file", value=str(labels)),
-        Parameter("image_topic", value="camera/image_raw"),
-        Parameter("output_dir", value=str(tmp_path / "report")),
-    ])
-    peer = rclpy.create_node("eval_test_peer", context=context)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
-    executor.add_node(node)
-    executor.add_node(peer)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        yield node, peer, tmp_path
-    finally:
-        executor.shutdown()
-        spinner.join(10)
-        node.destroy_node()
-        peer.destroy_node()
-        rclpy.shutdown(context=context)
+    with ros_context() as context:
+        node = EvalNode(context=context, parameter_overrides=[
+            Parameter("labels_file", value=str(labels)),
+            Parameter("image_topic", value="camera/image_raw"),
+            Parameter("output_dir", value=str(tmp_path / "report")),
+        ])
+        peer = rclpy.create_node("eval_test_peer", context=context)
+        with spinning(context, node, peer):
+            yield node, peer, tmp_path
 
 
 def test_eval_node_writes_the_offline_report(graph):

@@ -4,7 +4,6 @@ Skips without rclpy and the built emotion_msgs (source the workspace: `. install
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -14,7 +13,6 @@ pytest.importorskip("emotion_msgs.msg", reason="needs the built emotion_msgs pac
 
 from emotion_msgs.msg import EmotionState, EmotionStateArray  # noqa: E402
 from emotion_msgs.srv import Chat  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import RegionOfInterest  # noqa: E402
@@ -22,16 +20,9 @@ from std_msgs.msg import String  # noqa: E402
 
 from emotion_perception.ros.llm_bridge_node import LLMBridgeNode  # noqa: E402
 from llm_servers import StandInServer  # noqa: E402
+from ros_graph import ros_context, spinning, wait_for  # noqa: E402
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def happy_array(stamp) -> EmotionStateArray:
@@ -53,9 +44,7 @@ def happy_array(stamp) -> EmotionStateArray:
 @pytest.fixture
 def graph():
     """A private ROS context with the bridge node and a test node spinning in the background."""
-    with StandInServer(reply="Hello friend.") as server:
-        context = rclpy.Context()
-        rclpy.init(context=context)
+    with StandInServer(reply="Hello friend.") as server, ros_context() as context:
         bridge = LLMBridgeNode(context=context, parameter_overrides=[
             Parameter("ollama_host", value=server.url),
             Parameter("timeout_s", value=5.0),
@@ -63,19 +52,8 @@ def graph():
             Parameter("context.max_age_s", value=60.0),
         ])
         peer = rclpy.create_node("llm_bridge_test_peer", context=context)
-        executor = MultiThreadedExecutor(num_threads=bridge.service_slots + 3, context=context)
-        executor.add_node(bridge)
-        executor.add_node(peer)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        try:
+        with spinning(context, bridge, peer, threads=bridge.service_slots + 3):
             yield server, bridge, peer
-        finally:
-            executor.shutdown()
-            spinner.join(10)
-            bridge.destroy_node()
-            peer.destroy_node()
-            rclpy.shutdown(context=context)
 
 
 def test_node_injects_context_answers_service_and_topic_and_reports_errors(graph):

@@ -6,11 +6,11 @@ the launch tests also need the `ros2` CLI and the installed emotion_perception p
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import uuid
 
@@ -24,7 +24,6 @@ from emotion_msgs.msg import EmotionStateArray  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
@@ -34,22 +33,10 @@ from emotion_perception.images import encode_compressed  # noqa: E402
 from emotion_perception.models import registry  # noqa: E402
 from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
+from ros_graph import ros_context, spinning, wait_for  # noqa: E402
 
 PROFILE = "lite-fer2013"
 ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition", tick=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        if tick is not None:
-            tick()
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +52,8 @@ class Graph:
 
     def __init__(self, **params):
         self.ns = f"/ep_test_{uuid.uuid4().hex[:8]}"
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        self._stack = contextlib.ExitStack()
+        self.context = self._stack.enter_context(ros_context())
         overrides = {"profile": PROFILE, "detector": "opencv", "device": "cpu", "error_log_period_s": 0.1, **params}
         self.node = PerceptionNode(context=self.context, namespace=self.ns,
                                    parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
@@ -80,22 +67,14 @@ class Graph:
         self.peer.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.raw = self.peer.create_publisher(Image, "image", qos_profile_sensor_data)
         self.compressed = self.peer.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.peer)
-        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self.spinner.start()
+        self._stack.enter_context(spinning(self.context, self.node, self.peer, threads=4))
 
     def _on_log(self, msg) -> None:
         if msg.name.endswith("perception_node") and self.ns[1:] in msg.name:  # this graph's node
             self.logs.append(msg.msg)
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.spinner.join(10)
-        self.node.destroy_node()
-        self.peer.destroy_node()
-        rclpy.shutdown(context=self.context)
+        self._stack.close()
 
     def image(self, rgb, stamp_ns, encoding="rgb8"):
         return rgb_to_image_msg(rgb, self.types.header(stamp_ns, "head_camera"), self.types, encoding)

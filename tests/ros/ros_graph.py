@@ -1,0 +1,55 @@
+"""Plumbing shared by the node tests: a private ROS 2 context whose nodes spin in the background.
+
+Import it after ``pytest.importorskip("rclpy")``; the tests run against a real Humble or Jazzy.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition", tick=None):
+    """Poll ``condition`` until it is truthy and return its value; ``tick`` runs between polls
+    (e.g. to republish on a best-effort topic). Raises AssertionError naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        if tick is not None:
+            tick()
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def ros_context():
+    """A fresh rclpy context, so tests never share a graph or leak one."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.shutdown(context=context)
+
+
+@contextlib.contextmanager
+def spinning(context, *nodes, threads: int = 3):
+    """Spin ``nodes`` on a MultiThreadedExecutor thread; on exit stop it and destroy the nodes."""
+    executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    for node in nodes:
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+        spinner.join(10)
+        for node in nodes:
+            node.destroy_node()
