@@ -10,10 +10,11 @@ in ``emotion_perception.evaluation.live`` (ROS-free): this node only translates 
 """
 from __future__ import annotations
 
+import sys
+
 import rclpy
 from emotion_msgs.msg import EmotionStateArray
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -22,6 +23,7 @@ from std_srvs.srv import Trigger
 
 from ..evaluation.live import PARAMETERS, LiveEvaluator
 from .convert import array_msg_to_estimates, stamp_to_ns
+from .spin import spin
 
 
 class EvalNode(Node):
@@ -71,17 +73,14 @@ class EvalNode(Node):
 
 def main(args=None) -> None:
     rclpy.init(args=args)
-    node = EvalNode()
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # Humble: the SIGINT handler shuts the context down from another thread, so the executor
-        # can fail to build its next wait set (RCLError "context is not valid") before the
-        # KeyboardInterrupt arrives (ros2/rclpy#1166); that is a shutdown, not a crash
-        if rclpy.ok():
-            raise
+        node = EvalNode()
+    except ValueError as exc:  # no labels to score against, bad labels file: say so, no traceback
+        rclpy.logging.get_logger("eval_node").fatal(str(exc))
+        rclpy.try_shutdown()
+        sys.exit(2)
+    try:
+        spin(node)
     finally:
         if node.evaluator.count:
             try:

@@ -22,7 +22,7 @@ from emotion_msgs.msg import EmotionStateArray
 from emotion_msgs.srv import Chat
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -30,6 +30,7 @@ from std_msgs.msg import String
 from ..llm.bridge import BridgeReply
 from ..llm.params import PARAMETERS, build_bridge
 from .convert import array_msg_to_estimates
+from .spin import spin
 
 
 class LLMBridgeNode(Node):
@@ -125,20 +126,9 @@ class LLMBridgeNode(Node):
 def main(args=None) -> None:
     rclpy.init(args=args)
     node = LLMBridgeNode()
-    executor = MultiThreadedExecutor(num_threads=node.service_slots + 2)
-    executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # Humble: the SIGINT handler shuts the context down from another thread, so the executor
-        # can fail to build its next wait set (RCLError "context is not valid") before the
-        # KeyboardInterrupt arrives (ros2/rclpy#1166); that is a shutdown, not a crash
-        if rclpy.ok():
-            raise
+        spin(node, MultiThreadedExecutor(num_threads=node.service_slots + 2))
     finally:
-        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 

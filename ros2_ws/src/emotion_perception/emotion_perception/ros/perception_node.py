@@ -41,7 +41,6 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -75,6 +74,7 @@ from .convert import (
 )
 from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate
 from .params import BY_NAME, PARAMETERS, Param, engine_options, validate
+from .spin import spin
 
 NODE_NAME = "perception_node"
 _PARAM_TYPES = {
@@ -394,15 +394,7 @@ def main(args=None) -> None:
     rclpy.init(args=args)
     node = PerceptionNode()
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # Humble: the SIGINT handler shuts the context down from another thread, so the executor
-        # can fail to build its next wait set (RCLError "context is not valid") before the
-        # KeyboardInterrupt arrives (ros2/rclpy#1166); that is a shutdown, not a crash
-        if rclpy.ok():
-            raise
+        spin(node)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
