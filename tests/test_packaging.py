@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from pathlib import Path
 
 import pytest
 from catkin_pkg.package import parse_package

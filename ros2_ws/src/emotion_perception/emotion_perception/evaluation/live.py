@@ -8,7 +8,6 @@ recording's) and label-topic strings; ``write`` scores them with the same code a
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..parameters import Param
