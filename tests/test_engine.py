@@ -176,6 +176,21 @@ def test_expired_tracks_are_freed_and_slots_reused():
     assert engine.buffers.capacity == 16  # the freed slot was reused, the pool did not grow
 
 
+def test_min_hits_holds_back_unconfirmed_tracks():
+    """A detector false positive seen in one frame never reaches the model or the output."""
+    flicker = Box(70, 40, 20, 20)
+    det = ScriptedDetector(lambda i, rgb: [(FACE, 0.9)] + ([(flicker, 0.8)] if i == 1 else []))
+    model = ConvModel()
+    engine = PerceptionEngine(model, det, EngineConfig(min_hits=2, **CPU))
+    results = [engine.process(f) for f in frames(4)]
+    assert [len(r) for r in results] == [0, 1, 1, 1]
+    assert {e.face_id for r in results for e in r} == {"face_1"}
+    assert results[1][0].frames_used == 1 and results[3][0].frames_used == 3
+    assert model.face_batches == [1, 1, 1]
+    with pytest.raises(ValueError, match="min_hits"):
+        EngineConfig(min_hits=0)
+
+
 def test_max_faces_keeps_the_best_scores():
     boxes = [(Box(10 * i, 0, 8, 8), 0.5 + 0.04 * i) for i in range(10)]
     model = ConvModel()

@@ -168,6 +168,18 @@ def test_compressed_transport(lite_profile, astronaut):
         g.close()
 
 
+def test_min_track_hits_holds_back_a_new_face(lite_profile, astronaut):
+    g = Graph(min_track_hits=2)
+    try:
+        activate(g)
+        first = g.publish_until_result(g.raw, g.image(astronaut, 1 * 10**9), 1 * 10**9)
+        assert list(first.states) == []  # detected once: not confirmed yet, but the frame is answered
+        second = g.publish_until_result(g.raw, g.image(astronaut, 2 * 10**9), 2 * 10**9)
+        assert len(second.states) == 1
+    finally:
+        g.close()
+
+
 def test_lifecycle_transitions(graph, astronaut):
     assert graph.lifecycle() == "unconfigured"
     assert graph.lifecycle(Transition.TRANSITION_CONFIGURE) == "inactive"

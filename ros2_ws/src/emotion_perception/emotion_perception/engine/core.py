@@ -45,6 +45,7 @@ class EngineConfig:
     scene_interval: int = 4  # re-encode the scene every k frames of a source
     face_margin: float = 0.25  # context around the face box, fraction of its side
     max_missed: int = 5  # frames a face may go undetected and keep its id (and window)
+    min_hits: int = 1  # report a track only once detected in this many frames (drops one-frame false positives)
     iou_threshold: float = 0.3
     device: str = "auto"
     precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast)
@@ -53,7 +54,7 @@ class EngineConfig:
     detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
 
     def __post_init__(self) -> None:
-        for name in ("window", "scene_interval", "max_faces"):
+        for name in ("window", "scene_interval", "max_faces", "min_hits"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_missed < 0 or self.face_margin < 0 or self.detect_max_side < 0:
@@ -191,7 +192,7 @@ class PerceptionEngine:
             update = state.tracker.update(self._detect(frame.image))
             for track_id in update.expired:
                 self.buffers.release((frame.source, track_id))
-            faces.extend((i, track) for track in update.visible)
+            faces.extend((i, track) for track in update.visible if track.hits >= self.config.min_hits)
         t_detect = time.perf_counter()
 
         # crops and scenes, resized straight into the (pinned) staging buffers

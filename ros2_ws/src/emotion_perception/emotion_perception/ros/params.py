@@ -26,6 +26,9 @@ PARAMETERS: tuple[Param, ...] = (
           "of the box size", low=0.0, high=1.0, at_configure=True),
     Param("min_face_score", 0.5, "Ignore face detections scoring below this (detector confidence)",
           low=0.0, high=1.0, at_configure=True),
+    Param("min_track_hits", 1, "Publish a face only once it was detected in this many frames; 2-3 "
+          "hides one-frame detector false positives at the cost of that many frames' delay",
+          low=1, high=30, at_configure=True),
     Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
           low=1, high=64, at_configure=True),
     # Input.
@@ -91,4 +94,5 @@ def engine_options(values: dict[str, Value]) -> dict:
             opts[key] = values[key]
     for key in ("face_margin", "max_faces", "min_face_score"):
         opts[key] = values[key]
+    opts["min_hits"] = values["min_track_hits"]
     return opts
