@@ -63,6 +63,19 @@ class ClipRecord:
     source: str = ""  # "split file:line", for error messages
 
 
+def _record(name: str, label: int, face_dir: Path, scene_dir: Path | None, where: str) -> ClipRecord:
+    """A clip of a split file; its frame folders are listed now, so a bad one names the csv line."""
+    return ClipRecord(
+        name=name,
+        label=label,
+        face_dir=face_dir,
+        face_frames=list_frames(face_dir, where),
+        scene_dir=scene_dir,
+        scene_frames=list_frames(scene_dir, where) if scene_dir is not None else (),
+        source=where,
+    )
+
+
 def list_frames(folder: Path, source: str) -> tuple[str, ...]:
     """The image files of a clip folder in natural order; a missing or empty folder is an error."""
     try:
@@ -136,25 +149,14 @@ def read_dfew(
             folder = folders.get(_clip_id_key(name))
             if folder is None:
                 raise DatasetError(f"{where}: clip folder for video {name!r} not found in {clips_root}")
-            face_dir = clips_root / folder
-            scene_dir, scene_frames = None, ()
+            scene_dir = None
             if scene_folders is not None:
                 scene_folder = scene_folders.get(_clip_id_key(name))
                 if scene_folder is None:
                     raise DatasetError(f"{where}: scene folder for video {name!r} not found in {scenes_root}")
                 scene_dir = Path(scenes_root) / scene_folder
-                scene_frames = list_frames(scene_dir, where)
-            records.append(
-                ClipRecord(
-                    name=name,
-                    label=class_id(DFEW_CLASS_ORDER[number - 1]),
-                    face_dir=face_dir,
-                    face_frames=list_frames(face_dir, where),
-                    scene_dir=scene_dir,
-                    scene_frames=scene_frames,
-                    source=where,
-                )
-            )
+            label = class_id(DFEW_CLASS_ORDER[number - 1])
+            records.append(_record(name, label, clips_root / folder, scene_dir, where))
     if not records:
         raise DatasetError(f"{csv_path}: no clips listed")
     return records
@@ -234,22 +236,8 @@ def read_ferv39k(
                 raise DatasetError(
                     f"{where}: unknown FERV39k label {raw_label!r} (expected one of {', '.join(CLASS_NAMES)})"
                 ) from None
-            face_dir = faces_root / rel
-            scene_dir, scene_frames = None, ()
-            if scenes_root is not None:
-                scene_dir = Path(scenes_root) / rel
-                scene_frames = list_frames(scene_dir, where)
-            records.append(
-                ClipRecord(
-                    name=rel,
-                    label=label,
-                    face_dir=face_dir,
-                    face_frames=list_frames(face_dir, where),
-                    scene_dir=scene_dir,
-                    scene_frames=scene_frames,
-                    source=where,
-                )
-            )
+            scene_dir = Path(scenes_root) / rel if scenes_root is not None else None
+            records.append(_record(rel, label, faces_root / rel, scene_dir, where))
     if not records:
         raise DatasetError(f"{csv_path}: no clips listed")
     return records
