@@ -3,13 +3,16 @@
 - ``StandInServer``: a small HTTP server that speaks Ollama's documented ``/api/chat`` wire format
   (JSON, NDJSON streaming, ``{"error": ...}`` bodies, 404 for a missing model) and the OpenAI
   ``/v1/chat/completions`` format (JSON, server-sent events), and can misbehave on request: slow,
-  malformed, dropped mid-stream. It records every request body it received.
+  malformed, dropped mid-stream, an empty answer, a stream cut short without its final message.
+  It records every request body it received, and an exception in its handler threads fails the
+  test: ``__exit__`` raises it (a broken stand-in must not pass for a client that copes).
 - ``llama_server``: the real llama.cpp server (``python -m llama_cpp.server``) on a GGUF file.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import traceback
 import json
 import os
 import socket
@@ -22,7 +25,13 @@ from pathlib import Path
 
 import httpx
 
-MODES = ("ok", "missing", "malformed", "drop", "slow", "error")
+# truncated: the body ends cleanly after two words, without the final message ("done": true /
+# a finish_reason chunk); the OpenAI stream still says data: [DONE], as a proxy cutting it would.
+MODES = ("ok", "missing", "malformed", "drop", "slow", "error", "empty", "truncated")
+
+
+class StandInError(AssertionError):
+    """The stand-in server itself failed while handling a request."""
 
 
 def free_port() -> int:
@@ -39,8 +48,10 @@ class StandInServer:
         self.mode = "ok"
         self.delay_s = 2.0  # for mode "slow"
         self.requests: list[dict] = []
+        self.errors: list[str] = []  # tracebacks from handler threads
         self._stop = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._httpd.handle_error = self._record_error
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,11 +61,18 @@ class StandInServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._stop.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
+        if self.errors and exc_type is None:
+            raise StandInError("the stand-in LLM server failed:\n" + "\n".join(self.errors))
+
+    def _record_error(self, request, address) -> None:
+        """socketserver's hook for an exception in a handler; a client hanging up is not one."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            self.errors.append(traceback.format_exc())
 
     def _handler(self):
         server = self
@@ -68,6 +86,8 @@ class StandInServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append(body)
+                if server.mode not in MODES:
+                    raise ValueError(f"unknown stand-in mode {server.mode!r}; expected one of {MODES}")
                 try:
                     if self.path == "/api/chat":
                         server._ollama(self, body)
@@ -75,7 +95,7 @@ class StandInServer:
                         server._openai(self, body)
                     else:
                         self._send(404, b"404 page not found", "text/plain")
-                except (BrokenPipeError, ConnectionResetError):
+                except ConnectionError:
                     pass  # the client gave up (timeout tests)
 
             def _send(self, status: int, data: bytes, ctype: str = "application/json") -> None:
@@ -126,12 +146,19 @@ class StandInServer:
         if not body.get("stream", True):
             if self.mode == "malformed":
                 return h._send(200, b'{"model": "qwen2.5", "message": {"role": "assist')
-            msg = {**final, "message": {"role": "assistant", "content": self.reply}}
+            content = "" if self.mode == "empty" else self.reply
+            msg = {**final, "message": {"role": "assistant", "content": content}}
+            if self.mode == "truncated":
+                msg = {**msg, "done": False}
             return h._send(200, json.dumps(msg).encode())
         h._start_chunks("application/x-ndjson")
         for i, word in enumerate(self._words()):
             if self.mode == "drop" and i == 2:
                 return h._drop()
+            if self.mode == "truncated" and i == 2:
+                return h._end_chunks()
+            if self.mode == "empty":
+                break
             if self.mode == "malformed" and i == 1:
                 h._chunk(b"this is not json\n")
                 return h._end_chunks()
@@ -154,18 +181,26 @@ class StandInServer:
         if not body.get("stream"):
             if self.mode == "malformed":
                 return h._send(200, json.dumps({"id": "x", "choices": []}).encode())
+            content = "" if self.mode == "empty" else self.reply
             msg = {"id": "c1", "object": "chat.completion", "model": self.model, "usage": usage,
-                   "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.reply}}]}
+                   "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
             return h._send(200, json.dumps(msg).encode())
         h._start_chunks("text/event-stream")
         for i, word in enumerate(self._words()):
             if self.mode == "drop" and i == 2:
                 return h._drop()
+            if self.mode == "truncated" and i == 2:
+                h._chunk(b"data: [DONE]\n\n")
+                return h._end_chunks()
+            if self.mode == "empty":
+                break
             if self.mode == "malformed" and i == 1:
                 h._chunk(b"data: {not json\n\n")
                 return h._end_chunks()
             event = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": word}}]}
             h._chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+        last = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        h._chunk(b"data: " + json.dumps(last).encode() + b"\n\n")
         h._chunk(b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n")
         h._chunk(b"data: [DONE]\n\n")
         h._end_chunks()
