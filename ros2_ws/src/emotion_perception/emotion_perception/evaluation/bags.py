@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import apsw
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.errors import ReaderError, WriterError
@@ -50,8 +51,10 @@ def latency_topic(results_topic: str) -> str:
     return results_topic.rstrip("/") + "/latency_ms"
 
 # What rosbags and its storage back ends raise on a damaged file (truncated mcap records,
-# a cut-off sqlite database, a missing or broken metadata.yaml).
-_DAMAGE = (ReaderError, sqlite3.DatabaseError, struct.error, EOFError, KeyError, IndexError, ValueError, OSError)
+# a cut-off sqlite database, a missing or broken metadata.yaml). rosbags reads sqlite3 through
+# apsw, whose errors (e.g. apsw.CorruptError while iterating) are not sqlite3's.
+_DAMAGE = (ReaderError, sqlite3.DatabaseError, apsw.Error, struct.error, EOFError, KeyError, IndexError, ValueError,
+           OSError)
 
 
 class BagError(Exception):
