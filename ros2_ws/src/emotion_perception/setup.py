@@ -36,7 +36,7 @@ EXTRAS = {
 }
 EXTRAS["test"] = sorted(
     set(EXTRAS["detectors"] + EXTRAS["llm"] + EXTRAS["demo"])
-    | {"pytest>=7", "catkin_pkg>=0.5", "build>=1.0"}
+    | {"pytest>=7", "hypothesis>=6.100", "catkin_pkg>=0.5", "build>=1.0"}
 )
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
 
