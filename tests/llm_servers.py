@@ -6,20 +6,21 @@
   malformed, dropped mid-stream, an empty answer, a stream cut short without its final message.
   It records every request body it received, and an exception in its handler threads fails the
   test: ``__exit__`` raises it (a broken stand-in must not pass for a client that copes).
-- ``llama_server``: the real llama.cpp server (``python -m llama_cpp.server``) on a GGUF file.
+- ``LlamaServer`` / ``llama_server``: the real llama.cpp server (``python -m llama_cpp.server``) on a
+  GGUF file, which can be killed, paused and restarted.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
-import traceback
 import json
-import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -215,32 +216,66 @@ def llama_cpp_available() -> bool:
     return True
 
 
+class LlamaServer:
+    """llama-cpp-python's OpenAI-compatible server in a child process on a fixed loopback port.
+
+    ``kill`` (SIGKILL, as a crash would), ``pause`` / ``resume`` (SIGSTOP / SIGCONT: a server that
+    stops answering) and ``start`` again on the same port let tests and benchmarks stage real
+    server faults. ``close`` always stops the process.
+    """
+
+    def __init__(self, model: Path, n_ctx: int = 512, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                    "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--model_alias", "tiny"]
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, ready_timeout_s: float = 60.0) -> None:
+        """Start the process and wait until it answers ``GET /v1/models``."""
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.starts += 1
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}: {' '.join(self.cmd)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/v1/models", timeout=1.0).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"llama_cpp.server not ready within {ready_timeout_s:g} s")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.resume()  # a stopped process would not act on SIGTERM
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 @contextlib.contextmanager
 def llama_server(model: Path, n_ctx: int = 512, ready_timeout_s: float = 60.0):
     """Serve ``model`` with llama-cpp-python's OpenAI-compatible server; yields its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--model_alias", "tiny"]
-    log = open(os.devnull, "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = LlamaServer(model, n_ctx)
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: {' '.join(cmd)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server not ready within {ready_timeout_s:g} s")
-            time.sleep(0.2)
-        yield url
+        server.start(ready_timeout_s)
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        server.close()
