@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hypothesis import given
 
-from engine_common import REPO, environment
+from engine_common import REPO, environment, peak_rss_mb
 
 sys.path.insert(0, str(REPO / "tests"))
 import fuzz_cases as F  # noqa: E402
@@ -94,6 +94,7 @@ def main() -> int:
         "targets": results,
         "total_cases": total,
         "unexpected": unexpected,
+        "peak_rss_mb": round(peak_rss_mb(), 1),  # a decoder that believes a header's size shows here
         "goals": {"at_least_10000_cases": total >= 10_000, "zero_unexpected": unexpected == 0},
         "env": environment(),
     }

@@ -10,7 +10,8 @@ a conversion must look like, and it lets any other exception through: that is a 
   documented error ``ImageError``. The oracle says independently whether the fields are consistent,
   so a valid image that is refused fails too.
 - compressed images (``images.decode_compressed``): random bytes, real jpeg/png cut short or with
-  bytes overwritten, png headers claiming any size; ``ImageError``.
+  bytes overwritten, png and jpeg headers claiming any size; ``ImageError``, and nothing decoded
+  above ``MAX_COMPRESSED_PIXELS`` (OpenCV allocates what a header claims).
 - label files (``evaluation.labels_file.load_labels``): lines built from numbers (negative, nan,
   inf, huge), class names, quotes, comments and raw bytes (invalid UTF-8); ``LabelsError``.
 - bags (``evaluation.bags.BagReader``): a real mcap or sqlite3 recording cut at any byte, bytes
@@ -31,7 +32,8 @@ from hypothesis import strategies as st
 
 from emotion_perception.evaluation.bags import BagError, BagReader, write_image_bag
 from emotion_perception.evaluation.labels_file import Labels, LabelsError, load_labels
-from emotion_perception.images import SUPPORTED_ENCODINGS, ImageError, RawImage, decode_compressed, encode_compressed, to_rgb
+from emotion_perception.images import (MAX_COMPRESSED_PIXELS, SUPPORTED_ENCODINGS, ImageError, RawImage, decode_compressed,
+                                       encode_compressed, to_rgb)
 from emotion_perception.types import Frame
 
 CONVERTED, REFUSED = "converted", "refused"
@@ -110,7 +112,7 @@ def _png_with_size(width: int, height: int, body: bytes) -> bytes:
 @st.composite
 def compressed_images(draw) -> tuple[str, bytes]:
     fmt = draw(st.sampled_from(FORMATS))
-    kind = draw(st.sampled_from(["random", "truncated", "overwritten", "whole", "png_size"]))
+    kind = draw(st.sampled_from(["random", "truncated", "overwritten", "whole", "png_size", "jpeg_size"]))
     if kind == "random":
         return fmt, draw(st.binary(max_size=2048))
     if kind == "png_size":
@@ -119,6 +121,9 @@ def compressed_images(draw) -> tuple[str, bytes]:
     h, w = draw(st.integers(1, 40)), draw(st.integers(1, 40))
     rgb = np.frombuffer(draw(random_bytes(h * w * 3)), np.uint8).reshape(h, w, 3)
     _, data = encode_compressed(rgb, draw(st.sampled_from(["jpeg", "png"])))
+    if kind == "jpeg_size" and b"\xff\xc0" in data:  # baseline JPEG: claim any 16-bit size in SOF0
+        sof = data.index(b"\xff\xc0")
+        data = data[:sof + 5] + struct.pack(">HH", draw(st.integers(0, 65535)), draw(st.integers(0, 65535))) + data[sof + 9:]
     if kind == "truncated":
         data = data[: draw(st.integers(0, len(data) - 1))]
     elif kind == "overwritten":
@@ -135,6 +140,7 @@ def check_compressed(case: tuple[str, bytes]) -> str:
     except ImageError:
         return REFUSED
     assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8 and rgb.size > 0
+    assert rgb.shape[0] * rgb.shape[1] <= MAX_COMPRESSED_PIXELS
     return CONVERTED
 
 
