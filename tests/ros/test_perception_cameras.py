@@ -17,7 +17,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source /opt/ros/<distro>/setup.bash")
 pytest.importorskip("emotion_msgs.msg", reason="needs the built emotion_msgs package (source install/setup.bash)")
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from emotion_msgs.msg import EmotionStateArray  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -27,6 +27,7 @@ from std_msgs.msg import String  # noqa: E402
 
 from emotion_perception.models import registry  # noqa: E402
 from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg  # noqa: E402
+from emotion_perception.ros.diagnostics import OK, WARN  # noqa: E402
 from emotion_perception.ros.llm_bridge_node import LLMBridgeNode  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
 from llm_servers import StandInServer  # noqa: E402
@@ -34,6 +35,8 @@ from ros_graph import ros_context, spinning, wait_for  # noqa: E402
 
 PROFILE = "lite-fer2013"
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELAXED = {"min_rate_warn_hz": 0.0, "min_rate_error_hz": 0.0, "latency_warn_ms": 60000.0,
+           "latency_error_ms": 60000.0, "drop_warn_ratio": 1.0, "drop_error_ratio": 1.0}
 CAMERAS = {"cam_left/image": "left_camera", "cam_right/image": "right_camera"}  # topic -> frame_id
 
 
@@ -76,7 +79,9 @@ def two_cameras(astronaut):
         context = stack.enter_context(ros_context())
         node = PerceptionNode(context=context, namespace=ns, parameter_overrides=[
             Parameter("profile", value=PROFILE), Parameter("detector", value="opencv"),
-            Parameter("device", value="cpu"), Parameter("image_topics", value=list(CAMERAS))])
+            Parameter("device", value="cpu"), Parameter("image_topics", value=list(CAMERAS)),
+            # a loaded CI machine may run the model slowly: judge only the cameras here
+            *[Parameter(f"diag_{name}", value=v) for name, v in RELAXED.items()]])
         bridge = LLMBridgeNode(context=context, namespace=ns, parameter_overrides=[
             Parameter("ollama_host", value=server.url), Parameter("retries", value=0)])
         peer = rclpy.create_node("cameras_test_peer", namespace=ns, context=context)
@@ -92,11 +97,16 @@ def two_cameras(astronaut):
         yield ns, node, cameras, seen
 
 
+def level(status) -> int:
+    """DiagnosticStatus.level: a byte (bytes of length 1 in rclpy), as an int."""
+    return status.level if isinstance(status.level, int) else ord(status.level)
+
+
 def node_status(seen, ns, suffix=""):
     """The newest /diagnostics status of this node (``suffix``: a camera's)."""
     for array in reversed(list(seen["diagnostics"])):
         for status in array.status:
-            if ns[1:] in status.name and status.name.endswith("emotion perception" + suffix):
+            if status.name == f"{ns}/perception_node: emotion perception{suffix}":
                 return status
     return None
 
@@ -120,12 +130,13 @@ def test_two_cameras_two_people(two_cameras):
     time.sleep(0.1)
     stopped = cameras.last_sent["cam_right/image"]
     right = f"{ns}/cam_right/image"
-    status = wait_for(lambda: (s := node_status(seen, ns)) and s.level == DiagnosticStatus.WARN and s, 10,
+    status = wait_for(lambda: (s := node_status(seen, ns)) and level(s) != OK and s, 10,
                       "a WARN for the stopped camera")
     waited = time.monotonic() - stopped
-    assert right in status.message and waited < 2.0, (status.message, waited)
-    assert node_status(seen, ns, f": camera {right}").level == DiagnosticStatus.WARN
-    assert node_status(seen, ns, f": camera {ns}/cam_left/image").level == DiagnosticStatus.OK
+    assert level(status) == WARN and status.message.startswith(f"{right}: no image for ")
+    assert waited < 2.0, (status.message, waited)
+    assert level(node_status(seen, ns, f": camera {right}")) == WARN
+    assert level(node_status(seen, ns, f": camera {ns}/cam_left/image")) == OK
 
     cameras.close()
     time.sleep(0.5)  # the last images arrive
