@@ -48,6 +48,7 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -118,6 +119,7 @@ class PerceptionNode(LifecycleNode):
         for p in PARAMETERS:
             self.declare_parameter(p.name, p.default, _descriptor(p))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._refuse_invalid_transitions()
         self._types = MessageTypes.from_rclpy()
         self._values: dict = {}
         self._engine = None
@@ -151,6 +153,28 @@ class PerceptionNode(LifecycleNode):
         return validate({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
 
     # ----------------------------------------------------------------------------- lifecycle
+    def _refuse_invalid_transitions(self) -> None:
+        """Answer a change_state request that is invalid in the current state with success=false.
+
+        rclpy (Humble, Jazzy) lets rcl's "Transition is not registered" error escape the service
+        callback, which ends the executor's spin: one stray request from a lifecycle manager or a
+        second launch killed the node. The service object is rclpy's own (no public hook)."""
+        service = self._service_change_state
+        change_state = service.callback
+
+        def guarded(request, response):
+            try:
+                return change_state(request, response)
+            except _rclpy.RCLError as err:
+                t = request.transition
+                self.get_logger().warning(
+                    f"refused lifecycle transition {t.label or t.id} in state "
+                    f"{self._state_machine.current_state[1]}: {err}")
+                response.success = False
+                return response
+
+        service.callback = guarded
+
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self._values = self._read_parameters()
