@@ -25,6 +25,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+try:
+    from hri_msgs.msg import IdsList
+except ImportError:
+    IdsList = None
+
 from emotion_perception.models import registry  # noqa: E402
 from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg  # noqa: E402
 from emotion_perception.ros.diagnostics import OK, WARN  # noqa: E402
@@ -85,16 +90,22 @@ def two_cameras(astronaut):
         bridge = LLMBridgeNode(context=context, namespace=ns, parameter_overrides=[
             Parameter("ollama_host", value=server.url), Parameter("retries", value=0)])
         peer = rclpy.create_node("cameras_test_peer", namespace=ns, context=context)
-        seen = {"arrays": [], "diagnostics": [], "contexts": []}
+        seen = {"arrays": [], "diagnostics": [], "contexts": [], "tracked": []}
         peer.create_subscription(EmotionStateArray, "emotions", seen["arrays"].append, 100)
         peer.create_subscription(DiagnosticArray, "/diagnostics", seen["diagnostics"].append, 10)
         peer.create_subscription(String, "emotion_context", lambda m: seen["contexts"].append(m.data), LATCHED)
+        if IdsList is not None:  # REP-155 output, where hri_msgs is installed
+            peer.create_subscription(IdsList, "/humans/faces/tracked", seen["tracked"].append, 10)
         stack.enter_context(spinning(context, node, bridge, peer, threads=6))
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         cameras = Cameras(peer, astronaut)
         stack.callback(cameras.close)
         yield ns, node, cameras, seen
+
+
+def tracked_cameras(ids_list) -> set[str]:
+    return {face_id.split("_")[0] for face_id in ids_list.ids}
 
 
 def level(status) -> int:
@@ -126,6 +137,9 @@ def test_two_cameras_two_people(two_cameras):
     assert all(i.startswith("cam1_face_") for i in ids["right_camera"]), ids
     wait_for(lambda: any("of 2 people" in c for c in seen["contexts"]), 30, "a context naming two people")
 
+    if IdsList is not None:
+        wait_for(lambda: any(tracked_cameras(m) == {"cam0", "cam1"} for m in seen["tracked"]), 30,
+                 "/humans/faces/tracked listing both cameras' faces")
     cameras.running.discard("cam_right/image")
     time.sleep(0.1)
     stopped = cameras.last_sent["cam_right/image"]
@@ -137,6 +151,10 @@ def test_two_cameras_two_people(two_cameras):
     assert waited < 2.0, (status.message, waited)
     assert level(node_status(seen, ns, f": camera {right}")) == WARN
     assert level(node_status(seen, ns, f": camera {ns}/cam_left/image")) == OK
+    if IdsList is not None:  # the stopped camera's faces leave the list; the left one's stay
+        wait_for(lambda: seen["tracked"] and tracked_cameras(seen["tracked"][-1]) == {"cam0"}, 60,
+                 "the right camera's faces to leave /humans/faces/tracked")
+        assert {m.header.frame_id for m in seen["tracked"]} == {""}  # the list spans two camera frames
 
     cameras.close()
     time.sleep(0.5)  # the last images arrive
