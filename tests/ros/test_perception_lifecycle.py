@@ -132,7 +132,7 @@ def test_every_transition_in_every_state(lite_profile, astronaut):
         walk.processes(astronaut, 2 * 10**9)
         walk.go(Transition.TRANSITION_ACTIVE_SHUTDOWN, "finalized")
         walk.refuses_every_invalid_call()                              # finalized
-        wait_for(lambda: any("refused lifecycle transition activate in state finalized" in m for m in walk.logs),
+        wait_for(lambda: any("refused lifecycle transition activate (id 3) in state finalized" in m for m in walk.logs),
                  10, "the logged reason for a refused transition")
 
         unconfigured = Managed(context, stack)

@@ -41,6 +41,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from emotion_msgs.msg import EmotionState, EmotionStateArray
+from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -96,6 +97,8 @@ _PARAM_TYPES = {
 _LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR,
            STALE: DiagnosticStatus.STALE}
 _PROBE = EmotionEstimate("probe", Box(0, 0, 1, 1), np.full(NUM_CLASSES, 1 / NUM_CLASSES, np.float32), 1, "probe")
+_TRANSITION_NAMES = {v: k[len("TRANSITION_"):].lower() for k, v in vars(Transition).items()
+                     if k.startswith("TRANSITION_")}
 _RELIABLE = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
 
@@ -167,8 +170,9 @@ class PerceptionNode(LifecycleNode):
                 return change_state(request, response)
             except _rclpy.RCLError as err:
                 t = request.transition
+                name = _TRANSITION_NAMES.get(t.id, "unknown")
                 self.get_logger().warning(
-                    f"refused lifecycle transition {t.label or t.id} in state "
+                    f"refused lifecycle transition {name} (id {t.id}) in state "
                     f"{self._state_machine.current_state[1]}: {err}")
                 response.success = False
                 return response
