@@ -42,6 +42,10 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 (default: the profile's choice)")
     p.add_argument("--detector", default=None, help="face detector backend (default: the profile's)")
     p.add_argument("--weights-dir", type=Path, default=None, help="where downloaded weights live")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch and OpenCV (default: the profile's for the device, "
+                        "e.g. 1 for lite-fer2013 on CPU; fewer threads hold up better when other "
+                        "programs share the cores)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,9 +133,10 @@ def _engine(args):
     from .pipeline import create_engine
 
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
-                                   detector=args.detector, weights_dir=args.weights_dir)
-    info = {"profile": choice.profile.name, "reason": choice.reason}
-    print(f"model profile: {choice.profile.name}\n  why: {choice.reason}")
+                                   detector=args.detector, weights_dir=args.weights_dir, threads=args.threads)
+    threads = engine.threads["torch_intra_op"]
+    info = {"profile": choice.profile.name, "reason": choice.reason, "threads": threads}
+    print(f"model profile: {choice.profile.name} on {engine.device}, {threads} CPU thread(s)\n  why: {choice.reason}")
     return engine, info
 
 
