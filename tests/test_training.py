@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,7 +167,7 @@ def test_config_defaults_and_coercion(tmp_path):
 def test_example_configs_parse():
     from emotion_perception.training import cli
 
-    configs = sorted((cli.Path(cli.__file__).parent / "configs").glob("*.yaml"))
+    configs = sorted((Path(cli.__file__).parent / "configs").glob("*.yaml"))
     assert configs
     for path in configs:
         cfg = TrainConfig.from_yaml(path)

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weights: run `models/fetch` "
-              "(or `emotion-fetch`) on a machine with internet, then pass --weights-dir or use the default")
+FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weights: run `emotion-fetch` "
+              "(`models/fetch` in a checkout) on a machine with internet, then pass --weights-dir or use the default")
 
 
 def _stamp(seconds: float | None) -> int | None:
