@@ -93,7 +93,7 @@ def open_input(spec: str, topic: str | None = None, label_topic: str | None = No
             raise
         count = reader.count(topic)
         total = min(count, max_frames) if max_frames else count
-        fps = DEFAULT_FPS
+        fps = reader.frame_rate(topic) or DEFAULT_FPS  # the annotated video plays at the recorded pace
         return Input("bag", f"bag {spec} topic {topic}", total, fps, reader=reader, topic=topic,
                      label_topic=label_topic, max_frames=max_frames)
     if label_topic:

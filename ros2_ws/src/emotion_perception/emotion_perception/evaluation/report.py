@@ -129,6 +129,7 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
     context = [(str(k), str(v)) for k, v in (extra or {}).items()]
     md = [f"# {title}", ""]
     md += [f"- **{k}**: {v}" for k, v in context + [("results", data["source"]), ("labels", data["labels"])]]
+    md += ["", *[f"> warning: {w}" for w in ev.warnings], ""] if ev.warnings else []
     md += ["", "| metric | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
     md += ["| class | recall |", "|---|---|", *[f"| {k} | {v} |" for k, v in recall], ""]
     md += [f"![{k}]({p.name})" for k, p in paths.items() if p.suffix == ".png"]
@@ -144,6 +145,7 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
         "<!doctype html><meta charset='utf-8'>", f"<title>{esc(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1040px;margin:auto}th{text-align:left;padding-right:1em}</style>",
         f"<h1>{esc(title)}</h1>", table(context + [("results", str(data["source"])), ("labels", str(data["labels"]))]),
+        *[f"<p><b>warning:</b> {esc(w)}</p>" for w in ev.warnings],
         "<h2>Scores</h2>", table(rows), "<h2>Per-class recall</h2>", table(recall),
         *[f"<h2>{esc(k)}</h2><img src='{esc(p.name)}' alt='{esc(k)}'>" for k, p in paths.items() if p.suffix == ".png"],
     ]
