@@ -20,7 +20,14 @@ import sys
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emotion-train", description="Train an emotion model profile.")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["prepare-dfew"]:
+        from .prepare_dfew import prepare_main
+
+        return prepare_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="emotion-train", description="Train an emotion model profile.",
+        epilog="emotion-train prepare-dfew --root DFEW --out DIR: scene frames + faces from DFEW's original videos")
     parser.add_argument("--config", required=True, help="training config YAML (see training/configs/)")
     parser.add_argument("--resume", help="continue from this last.pt (model, optimizer, scheduler, epoch)")
     parser.add_argument("--out", help="output folder (overrides the config's 'out')")
@@ -60,6 +67,9 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips-root", help="DFEW: frame folders (default <root>/Clip/clip_224x224)")
     parser.add_argument("--faces-root", help="FERV39k: face crops (default <root>/2_ClipsforFaceCrop)")
     parser.add_argument("--scenes-root", help="scene frames with the same clip folders")
+    parser.add_argument("--prepared-root", help="DFEW: output of 'emotion-train prepare-dfew' (faces + scenes)")
+    parser.add_argument("--scene-from-face", action="store_true",
+                        help="let a scene model see the face crop as its scene when the data has no scenes")
     parser.add_argument("--split-file", help="FERV39k: test list (default <root>/4_setups/All_scenes/test_All.csv)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
