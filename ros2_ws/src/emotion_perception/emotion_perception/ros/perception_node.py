@@ -405,7 +405,7 @@ class PerceptionNode(LifecycleNode):
         device = str(getattr(self._engine, "device", self._values.get("device", "")))
         extra["device"] = device
         snap = self._monitor.snapshot()
-        name = f"{self.get_name()}: emotion perception"
+        name = f"{self.get_fully_qualified_name()}: emotion perception"  # unique per namespace
         reports = [(name, evaluate(snap, thresholds, active=self._active, extra=extra))]
         reports += [(f"{name}: camera {source}", evaluate_camera(camera, thresholds, active=self._active))
                     for source, camera in snap.cameras.items()]
