@@ -14,7 +14,7 @@ from emotion_perception.ros.params import BY_NAME
 LAUNCH_FILE = PACKAGE_DIR / "launch" / "head.launch.py"
 DOCUMENTED = {  # README "With ROS 2" and the issue
     "namespace", "camera_topic", "image_transport", "profile", "device", "debug_image", "llm",
-    "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level",
+    "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level", "threads",
 }
 
 
@@ -63,6 +63,7 @@ def test_documented_arguments_with_descriptions(tree):
     assert literal(kwarg(declared["profile"], "default_value")) == BY_NAME["profile"].default
     assert literal(kwarg(declared["device"], "default_value")) == BY_NAME["device"].default
     assert literal(kwarg(declared["image_transport"], "default_value")) == BY_NAME["image_transport"].default
+    assert literal(kwarg(declared["threads"], "default_value")) == str(BY_NAME["threads"].default)
 
 
 def test_arguments_used_equal_arguments_declared(tree):
@@ -79,7 +80,7 @@ def test_perception_node_is_a_lifecycle_node_brought_to_active(tree):
     assert kwarg(node, "namespace") is not None
     overrides = [d for d in ast.walk(kwarg(node, "parameters")) if isinstance(d, ast.Dict)]
     keys = {literal(k) for d in overrides for k in d.keys}
-    assert keys == {"profile", "device", "image_transport", "publish_debug_image"} and keys <= set(BY_NAME)
+    assert keys == {"profile", "device", "threads", "image_transport", "publish_debug_image"} and keys <= set(BY_NAME)
     remapped = {literal(t.elts[0]) for t in kwarg(node, "remappings").elts}
     assert remapped == {"image", "image/compressed", "emotions"}
 

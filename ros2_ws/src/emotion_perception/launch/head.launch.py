@@ -44,6 +44,10 @@ def declare_arguments():
         DeclareLaunchArgument(
             "device", default_value="auto", description="Inference device: auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument(
+            "threads", default_value="0",
+            description="CPU threads for torch and OpenCV in the perception node; 0 = the profile's "
+                        "default for the device (lite-fer2013 on CPU: 1)"),
+        DeclareLaunchArgument(
             "debug_image", default_value="true", choices=["true", "false"],
             description="Offer debug_image with boxes, labels and scene polarity (drawn only while "
                         "someone subscribes)"),
@@ -90,6 +94,7 @@ def generate_launch_description():
             {
                 "profile": ParameterValue(arg("profile"), value_type=str),
                 "device": ParameterValue(arg("device"), value_type=str),
+                "threads": ParameterValue(arg("threads"), value_type=int),
                 "image_transport": ParameterValue(arg("image_transport"), value_type=str),
                 "publish_debug_image": ParameterValue(arg("debug_image"), value_type=bool),
             },
