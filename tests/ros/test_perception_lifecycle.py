@@ -26,7 +26,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import Image  # noqa: E402
 
 from emotion_perception.models import registry  # noqa: E402
-from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
+from emotion_perception.messages import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
 from ros_graph import ros_context, spinning, wait_for  # noqa: E402
 

@@ -29,7 +29,7 @@ from rosbags.rosbag2.errors import ReaderError, WriterError
 
 from ..images import ImageError, encode_compressed
 from ..interfaces import typestore
-from ..ros.convert import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
+from ..messages import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
 from ..types import Frame
 
 DEFAULT_STORAGE = "mcap"

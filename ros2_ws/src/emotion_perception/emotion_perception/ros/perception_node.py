@@ -26,7 +26,7 @@ camera frames (each Expression carries its own image's header).
 
 Inference runs off the executor on a ``LatestFrameWorker`` (one latest-frame slot per camera),
 so a slow model drops stale frames instead of blocking callbacks or growing a queue. The node
-only translates: conversion is in ``convert``, parameters in ``params``, diagnostics in
+only translates: conversion is in ``..messages``, parameters in ``params``, diagnostics in
 ``diagnostics`` — all ROS-free and tested in CI.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ from ..images import ImageError
 from ..labels import NUM_CLASSES
 from ..types import Box, EmotionEstimate
 from ..visualize import draw_estimates
-from .convert import (
+from ..messages import (
     MessageTypes,
     compressed_msg_to_frame,
     estimate_to_expression,
