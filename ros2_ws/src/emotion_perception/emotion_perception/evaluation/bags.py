@@ -246,6 +246,17 @@ class BagReader:
         self.close()
 
 
+def image_stamps(path: str | Path, topic: str | None = None) -> list[int]:
+    """Header stamps of a bag's images in recorded order: frame i of the recording is stamps[i],
+    the numbering offline replay and frame-unit labels use (``topic``: see ``image_topic``)."""
+    with BagReader(path) as bag:
+        stamps = []
+        for message in bag.messages([bag.image_topic(topic)]):
+            stamp = bag.deserialize(message).header.stamp
+            stamps.append(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec))
+    return stamps
+
+
 def default_image_topic(encoding: str) -> str:
     """image_transport's naming: compressed images live on <base>/compressed."""
     return "/camera/image_raw/compressed" if encoding in ("jpeg", "png") else "/camera/image_raw"
