@@ -35,6 +35,7 @@ from ..types import Box, Detection, EmotionEstimate, Frame
 from .buffers import WindowBuffers
 from .device import PRECISIONS, Staging, Streams, autocast, resolve_device
 from .stats import LatencyStats
+from .threads import apply_threads
 
 STAGES = ("detect", "crop", "encode_face", "encode_scene", "head", "total")
 
@@ -52,13 +53,14 @@ class EngineConfig:
     cuda_streams: bool = True  # separate copy / face / scene streams on CUDA
     max_faces: int = 8  # per frame, highest detector scores first
     detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
+    threads: int = 0  # CPU threads of torch and OpenCV, process-wide (engine/threads.py); 0: leave as is
 
     def __post_init__(self) -> None:
         for name in ("window", "scene_interval", "max_faces", "min_hits"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_missed < 0 or self.face_margin < 0 or self.detect_max_side < 0:
-            raise ValueError("EngineConfig.max_missed, face_margin and detect_max_side must be >= 0")
+        if self.max_missed < 0 or self.face_margin < 0 or self.detect_max_side < 0 or self.threads < 0:
+            raise ValueError("EngineConfig.max_missed, face_margin, detect_max_side and threads must be >= 0")
         if self.precision not in PRECISIONS:
             raise ValueError(f"EngineConfig.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
@@ -66,8 +68,8 @@ class EngineConfig:
 class _Source:
     """Per-camera state: its tracker, frame counter and latest scene feature."""
 
-    def __init__(self, config: EngineConfig):
-        self.tracker = FaceTracker(config.iou_threshold, config.max_missed)
+    def __init__(self, config: EngineConfig, id_prefix: str):
+        self.tracker = FaceTracker(config.iou_threshold, config.max_missed, id_prefix)
         self.frames = 0
         self.scene: torch.Tensor | None = None
 
@@ -97,12 +99,17 @@ class PerceptionEngine:
 
     ``detector`` is anything with ``detect(rgb) -> list[Detection]``. Thread-safe: one call at a
     time (``LatestFrameWorker`` runs it on its own thread while others read ``stats()``).
+
+    Face ids are unique across cameras: with one camera they read ``face_<n>``; once the engine
+    serves several (``set_cameras``), every id carries its camera's index: ``cam0_face_1``,
+    ``cam1_face_1``. A source nobody declared gets the next index when it first appears.
     """
 
     def __init__(self, model: EmotionModel, detector, config: EngineConfig | None = None):
         if not callable(getattr(detector, "detect", None)):
             raise TypeError(f"detector must have a detect(rgb) method, got {type(detector).__name__}")
         self.config = config or EngineConfig()
+        self.threads = apply_threads(self.config.threads)
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device).eval()
         self.model_id = model.model_id or type(model).__name__
@@ -115,6 +122,7 @@ class PerceptionEngine:
         streams = ("face", "scene") if self.uses_scene else ("face",)
         self.buffers = WindowBuffers(self.config.window, self.device, streams, capacity=2 * cap)
         self._sources: dict[str, _Source] = {}
+        self._cameras: list[str] = []  # sources in camera-index order
         self._latency = LatencyStats()
         self._frames = self._faces = self._dropped = 0
         self._lock = threading.RLock()  # one frame at a time
@@ -156,6 +164,7 @@ class PerceptionEngine:
                 "device": str(self.device),
                 "precision": self.config.precision,
                 "cuda_streams": self._streams.enabled,
+                "threads": self.threads,
                 "model_id": self.model_id,
                 "config": asdict(self.config),
             }
@@ -171,6 +180,22 @@ class PerceptionEngine:
             self._frames = self._faces = self._dropped = 0
             self._latency.clear()
 
+    def set_cameras(self, sources: Sequence[str]) -> None:
+        """Declare the cameras (``Frame.source`` values) in index order, e.g. the node's image
+        topics; with two or more, each face id starts with ``cam<index>_``. Forgets all tracks."""
+        sources = list(sources)
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"set_cameras: sources must be distinct, got {sources}")
+        with self._lock:
+            self.reset()
+            self._cameras = sources
+
+    def _new_source(self, source: str) -> _Source:
+        if source not in self._cameras:
+            self._cameras.append(source)
+        index = self._cameras.index(source)
+        return _Source(self.config, f"cam{index}_" if len(self._cameras) > 1 else "")
+
     def reset(self, source: str | None = None) -> None:
         """Forget the tracks, windows and scene of one source (all sources with None)."""
         with self._lock:
@@ -184,7 +209,10 @@ class PerceptionEngine:
     def _run(self, frames: list[Frame]) -> list[list[EmotionEstimate]]:
         t_start = time.perf_counter()
         streams = self._streams
-        states = [self._sources.setdefault(f.source, _Source(self.config)) for f in frames]
+        for frame in frames:
+            if frame.source not in self._sources:
+                self._sources[frame.source] = self._new_source(frame.source)
+        states = [self._sources[f.source] for f in frames]
 
         # detect + track (host)
         faces: list[tuple[int, object]] = []  # (frame index, Track)
