@@ -16,16 +16,16 @@ MUTMUT_VERSION=3.8.1
 
 # module (relative to the package) -> the test files that exercise it
 declare -A MODULES=(
-  [images.py]="tests/test_images.py tests/test_ros_convert.py"
-  [evaluation/labels_file.py]="tests/test_labels_file.py"
+  [images.py]="tests/test_images.py tests/test_images_reference.py tests/test_messages.py"
+  [evaluation/labels_file.py]="tests/test_labels_file.py tests/test_core_references.py"
   [evaluation/metrics.py]="tests/test_metrics.py"
   [evaluation/bags.py]="tests/test_bags.py"
   [evaluation/results.py]="tests/test_replay.py tests/test_report.py"
   [faces/tracker.py]="tests/test_faces_tracker.py"
   [engine/buffers.py]="tests/test_engine.py"
-  [engine/core.py]="tests/test_engine.py tests/test_worker_cameras.py"
-  [models/losses.py]="tests/test_ous.py tests/test_duse.py"
-  [llm/context.py]="tests/test_llm_context.py"
+  [engine/core.py]="tests/test_engine.py tests/test_worker_cameras.py tests/test_core_references.py tests/test_two_cameras.py"
+  [models/losses.py]="tests/test_ous.py tests/test_duse.py tests/test_core_references.py"
+  [llm/context.py]="tests/test_llm_context.py tests/test_core_references.py tests/test_two_cameras.py"
   [llm/prompt.py]="tests/test_llm_context.py tests/test_llm_bridge.py"
 )
 selected=("$@")
