@@ -89,7 +89,7 @@ def _check_overlaps(ranges, source: str) -> None:
                 )
 
 
-def _number(text: str, what: str, where: str) -> float:
+def non_negative_number(text: str, what: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -125,8 +125,8 @@ def load_labels(path: str | Path, units: str = "frames") -> Labels:
         where = f"{path}:{number}"
         if len(cells) not in (3, 4):
             raise LabelsError(f"{where}: expected start,end,label[,face_id], got {len(cells)} columns")
-        start = _number(cells[0], "start", where)
-        end = _number(cells[1], "end", where)
+        start = non_negative_number(cells[0], "start", where)
+        end = non_negative_number(cells[1], "end", where)
         if end <= start:
             raise LabelsError(f"{where}: end {end:g} must be greater than start {start:g}")
         try:
