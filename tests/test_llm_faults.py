@@ -1,0 +1,23 @@
+"""Six LLM faults in a row against a real llama.cpp server started by the test (tests/llm_faults.py):
+every request gets exactly one reply, in order, with the expected outcome."""
+from __future__ import annotations
+
+import pytest
+
+from llm_faults import EXPECTED, run_faults
+from llm_servers import llama_cpp_available
+
+
+def test_six_faults_in_a_row_lose_no_request(shared_data):
+    model = shared_data / "llm" / "tiny-random-qwen2.gguf"
+    if not model.is_file():
+        pytest.skip(f"{model} not found")
+    if not llama_cpp_available():
+        pytest.skip("llama-cpp-python with its server extra is not installed (pip install 'llama-cpp-python[server]')")
+    out = run_faults(model, rounds=1, timeout_s=6.0)
+    assert out["proxy_errors"] == []
+    got = [(r["fault"], r["got"]) for r in out["per_request"]]
+    assert got == [(fault, EXPECTED[fault]) for fault in ["ok", "kill", "restart", "ok", "slow", "ok", "404", "ok",
+                                                          "malformed", "ok", "empty", "ok"]], out["per_request"]
+    assert out["passed"] and out["in_order"] and out["replies"] == out["requests"] == 12
+    assert (out["lost"], out["duplicated"], out["server_starts"]) == (0, 0, 2)
