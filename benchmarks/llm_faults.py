@@ -1,6 +1,6 @@
 """LLM faults in a row: the bridge against a real llama.cpp server that fails in six ways.
 
-The server, the fault proxy and the checks are in tests/llm_faults.py (tests/test_llm_faults.py
+The server, the fault proxy and the checks are in tests/llm_fault_proxy.py (tests/test_llm_faults.py
 runs one round in CI): server killed mid-stream, restarted, frozen past the timeout, a real 404,
 malformed JSON and an empty completion, with an ok request after each. Prints one JSON object;
 exit code 1 if a reply was lost, duplicated, out of order or of the wrong kind.
@@ -18,7 +18,7 @@ from pathlib import Path
 from engine_common import REPO, SHARED_DATA
 
 sys.path.insert(0, str(REPO / "tests"))
-from llm_faults import run_faults  # noqa: E402
+from llm_fault_proxy import run_faults  # noqa: E402
 from llm_servers import llama_cpp_available  # noqa: E402
 
 

@@ -1,10 +1,10 @@
-"""Six LLM faults in a row against a real llama.cpp server started by the test (tests/llm_faults.py):
+"""Six LLM faults in a row against a real llama.cpp server started by the test (tests/llm_fault_proxy.py):
 every request gets exactly one reply, in order, with the expected outcome."""
 from __future__ import annotations
 
 import pytest
 
-from llm_faults import EXPECTED, run_faults
+from llm_fault_proxy import EXPECTED, run_faults
 from llm_servers import llama_cpp_available
 
 
