@@ -4,6 +4,9 @@
 ``emotion-train --config cfg.yaml [--resume last.pt] [--out DIR]`` writes to DIR: ``last.pt``
 (every epoch, with optimizer/scheduler state for resuming), ``best.pt`` (best validation score),
 ``history.jsonl`` (one line per epoch) and ``config.yaml`` (the resolved config).
+``emotion-train cache --config cfg.yaml`` encodes every frame once into ``dataset.feature_cache``
+(``feature_cache``); training and evaluation then read features instead of pixels.
+Under ``torchrun --nproc_per_node N`` all three run distributed (``distributed``).
 
 ``emotion-evaluate --checkpoint 'runs/fold{fold}/best.pt' --dataset dfew --root DIR --fold all``
 writes ``report.json`` (UAR, WAR, per-class recall, confusion matrix per fold, mean ± std over
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..evaluation.metrics import scores_from_confusion
 from ..evaluation.plots import plot_confusion
@@ -32,8 +35,10 @@ from ..labels import CLASS_NAMES
 from ..models import checkpoint as ckpt
 from ..errors import WeightsMissingError
 from ..models.registry import KIND_MODULES, build_model, get_profile
+from . import distributed
 from .config import ConfigError, TrainConfig
 from .datasets import DFEW_FOLDS, ClipDataset, DatasetError, clip_loader, read_split, stratified_split
+from .feature_cache import CachedClipDataset, FeatureCache, build_cache, check_cacheable, dataset_pin
 from .trainer import Trainer, make_criterion, trainable_parameters
 
 log = logging.getLogger("emotion_perception.training")
@@ -57,9 +62,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loader(dataset: ClipDataset, batch_size: int, num_workers: int, *, shuffle: bool, device) -> DataLoader:
+def make_loader(dataset: ClipDataset, batch_size: int, num_workers: int, *, shuffle: bool, device,
+                world: distributed.World = distributed.World(), seed: int = 0) -> DataLoader:
+    """A loader over this rank's part: shuffled training shards (padded to equal length, as DDP
+    needs) or disjoint evaluation shards (every clip scored once)."""
+    sampler = None
+    if world.distributed:
+        sampler = (DistributedSampler(dataset, world.size, world.rank, shuffle=True, seed=seed) if shuffle
+                   else distributed.EvalShardSampler(len(dataset), world))
     return clip_loader(dataset, batch_size, num_workers, shuffle=shuffle,
-                       pin_memory=torch.device(device).type == "cuda")
+                       pin_memory=torch.device(device).type == "cuda", sampler=sampler)
+
+
+def rank_batch_size(batch_size: int, world: distributed.World) -> int:
+    """``train.batch_size`` is the global batch (the paper's 16), split evenly over the ranks."""
+    if batch_size % world.size:
+        raise ConfigError(f"train.batch_size {batch_size} does not split over {world.size} processes")
+    return batch_size // world.size
 
 
 def build_untrained(profile, device, weights_dir=None):
@@ -78,7 +97,11 @@ def build_untrained(profile, device, weights_dir=None):
     return model
 
 
-def _clip_dataset(model, records, num_frames: int, *, train: bool, flip: float = 0.0) -> ClipDataset:
+def _clip_dataset(model, records, num_frames: int, *, train: bool, flip: float = 0.0,
+                  cache: FeatureCache | None = None) -> ClipDataset:
+    if cache is not None:
+        return CachedClipDataset(records, cache, num_frames=num_frames, with_scene=model.uses_scene,
+                                 train=train, flip=flip)
     return ClipDataset(
         records,
         num_frames=num_frames,
@@ -93,25 +116,46 @@ def _clip_dataset(model, records, num_frames: int, *, train: bool, flip: float =
 # ------------------------------------------------------------------------------------ training
 
 
+def open_cache(folder, model, records, pin: dict, *, flips: int, amp: bool) -> FeatureCache:
+    """The feature cache for these clips, after checking it holds exactly this run's features."""
+    check_cacheable(getattr(model, "kind", ""))
+    cache = FeatureCache(folder)
+    cache.check(model, records, pin, flips=flips, amp=amp)
+    return cache
+
+
 def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool = True) -> dict:
-    """Train ``cfg.profile`` on the configured dataset; returns a summary dict."""
+    """Train ``cfg.profile`` on the configured dataset; returns a summary dict.
+
+    Under torchrun each process trains its share of every global batch through DDP; rank 0
+    alone writes the output folder.
+    """
+    world, device = distributed.setup(resolve_device(cfg.device))
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
     profile = get_profile(cfg.profile)
     d, t = cfg.dataset, cfg.train
     num_frames = d.num_frames or profile.window
+    batch_size = rank_batch_size(t.batch_size, world)
+    if d.feature_cache:
+        check_cacheable(profile.kind)
     # The whole list is checked before the (large) model is built: data errors show up at once.
     records = read_split(d.kind, d.root, "train", fold=d.fold, **d.reader_options("train"))
     train_records, val_records = stratified_split(records, d.val_fraction, cfg.seed)
     log.info("%s fold %s: %d training clips, %d validation clips", d.kind, d.fold, len(train_records), len(val_records))
     model = build_untrained(profile, device, cfg.weights_dir)
+    cache = None
+    if d.feature_cache:
+        cache = open_cache(d.feature_cache, model, records, dataset_pin(d.kind, d.root, d.reader_options("train")),
+                           flips=2 if t.flip > 0 else 1, amp=t.amp and device.type == "cuda")
+    if world.rank:  # ranks draw different frames and dropout masks (the model is already built alike)
+        seed_everything(cfg.seed + 100_003 * world.rank)
     train_loader = make_loader(
-        _clip_dataset(model, train_records, num_frames, train=True, flip=t.flip),
-        t.batch_size, t.num_workers, shuffle=True, device=device,
+        _clip_dataset(model, train_records, num_frames, train=True, flip=t.flip, cache=cache),
+        batch_size, t.num_workers, shuffle=True, device=device, world=world, seed=cfg.seed,
     )
     val_loader = make_loader(
-        _clip_dataset(model, val_records, num_frames, train=False),
-        t.batch_size, t.num_workers, shuffle=False, device=device,
+        _clip_dataset(model, val_records, num_frames, train=False, cache=cache),
+        batch_size, t.num_workers, shuffle=False, device=device, world=world,
     )
 
     optimizer = torch.optim.Adam(trainable_parameters(model), lr=t.lr, weight_decay=t.weight_decay)
@@ -120,12 +164,14 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     )
     criterion = make_criterion(model, t.alpha)
     trainer = Trainer(
-        model, optimizer, criterion=criterion, device=device, amp=t.amp, grad_clip=t.grad_clip, progress=progress
+        model, optimizer, criterion=criterion, device=device, amp=t.amp, grad_clip=t.grad_clip, progress=progress,
+        features=cache is not None,
     )
 
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     start_epoch, best, history = 1, None, []
     if resume:
         meta = ckpt.load_checkpoint(resume, model, profile.name)
@@ -138,13 +184,17 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
         criterion.load_state_dict(state.get("criterion", {}))
         best, history = state.get("best"), list(state.get("history", []))
         start_epoch = int(meta["epoch"]) + 1
-        seed_everything(cfg.seed + start_epoch)  # fresh, reproducible draws after the resume point
+        # fresh, reproducible draws after the resume point (per rank, as above)
+        seed_everything(cfg.seed + start_epoch + 100_003 * world.rank)
         log.info("resumed from %s at epoch %d", resume, start_epoch)
 
     # history.jsonl mirrors the run being continued (or starts empty), never an older run's lines.
-    (out / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))
+    if world.main:
+        (out / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))
     for epoch in range(start_epoch, t.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every rank
         stats = trainer.train_epoch(train_loader, desc=f"epoch {epoch}/{t.epochs}")
         val = trainer.evaluate(val_loader, desc="validate")
         score = val.scores.uar if t.select == "uar" else val.scores.war
@@ -156,8 +206,9 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
             "val": {"uar": val.scores.uar, "war": val.scores.war, "loss": val.loss},
         }
         history.append(row)
-        with open(out / "history.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if world.main:
+            with open(out / "history.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
         improved = best is None or score > best["score"]
         if improved:
             best = {"epoch": epoch, "score": score, "metric": t.select, "uar": val.scores.uar, "war": val.scores.war}
@@ -169,6 +220,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
             "val_uar": val.scores.uar, "val_war": val.scores.war, "val_loss": val.loss, "train_loss": stats["loss"],
         }
         run_info = {"config": cfg.to_dict(), "num_frames": num_frames, "best": best}
+        if not world.main:
+            continue  # every rank holds the same weights and state after the epoch; rank 0 saves them
         if improved:
             ckpt.save_checkpoint(out / "best.pt", model, profile.name, epoch=epoch, metrics=metrics, extra=run_info)
         ckpt.save_checkpoint(
@@ -177,36 +230,113 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
                    "criterion": criterion.state_dict(), "history": history},
         )
     summary = {"out": str(out), "epochs_run": len(history), "best": best}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if world.main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    distributed.barrier()
     return summary
 
 
+def run_cache(cfg: TrainConfig, *, splits=("train", "test"), force: bool = False, progress: bool = True,
+              shard_mb: int = 1024) -> dict:
+    """Encode every frame of the config's train and test lists into ``dataset.feature_cache``."""
+    world, device = distributed.setup(resolve_device(cfg.device))
+    seed_everything(cfg.seed)  # a backbone without a weight file (tiny test profiles) = the trained one
+    profile = get_profile(cfg.profile)
+    d = cfg.dataset
+    if not d.feature_cache:
+        raise ConfigError("dataset.feature_cache is not set: name the folder the cache goes to")
+    check_cacheable(profile.kind)
+    by_name, pins = {}, []
+    for split in splits:
+        options = d.reader_options(split)
+        if dataset_pin(d.kind, d.root, options) not in pins:
+            pins.append(dataset_pin(d.kind, d.root, options))
+        for record in read_split(d.kind, d.root, split, fold=d.fold, **options):
+            by_name.setdefault(record.name, record)
+    model = build_untrained(profile, device, cfg.weights_dir)
+    records = [by_name[name] for name in sorted(by_name)]
+    log.info("caching %d clips of %s (%s) with %s", len(records), d.kind, "+".join(splits), profile.name)
+    return build_cache(
+        d.feature_cache, model, records, pins, flips=2 if cfg.train.flip > 0 else 1, device=device,
+        amp=cfg.train.amp, world=world, shard_bytes=shard_mb << 20, force=force, progress=progress,
+    )
+
+
 def train_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emotion-train", description="Train an emotion model profile.")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["cache"]:
+        return cache_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="emotion-train", description="Train an emotion model profile (`emotion-train cache -h`: feature cache)."
+    )
     parser.add_argument("--config", required=True, help="training config YAML (see training/configs/)")
     parser.add_argument("--resume", help="continue from this last.pt (model, optimizer, scheduler, epoch)")
     parser.add_argument("--out", help="output folder (overrides the config's 'out')")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     args = parser.parse_args(argv)
     _setup_logging()
-    try:
+
+    def train():
         cfg = TrainConfig.from_yaml(args.config)
         if args.out:
             cfg.out = args.out
-        summary = run_training(cfg, resume=args.resume, progress=not args.no_progress)
-    except USER_ERRORS as e:
-        print(f"emotion-train: error: {_message(e)}", file=sys.stderr)
+        return run_training(cfg, resume=args.resume, progress=not args.no_progress)
+
+    summary = _run_user_command("emotion-train", train)
+    if summary is None:
         return 2
     best = summary["best"]
-    print(f"best epoch {best['epoch']}: val UAR {best['uar']:.4f} WAR {best['war']:.4f} -> {summary['out']}")
+    if distributed.env_world().main:
+        print(f"best epoch {best['epoch']}: val UAR {best['uar']:.4f} WAR {best['war']:.4f} -> {summary['out']}")
     return 0
+
+
+def cache_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="emotion-train cache",
+        description="Encode every frame of the config's clips once with the frozen backbone into dataset.feature_cache.",
+    )
+    parser.add_argument("--config", required=True, help="training config YAML; dataset.feature_cache names the folder")
+    parser.add_argument("--splits", nargs="+", default=["train", "test"], choices=["train", "test"])
+    parser.add_argument("--force", action="store_true", help="replace an existing cache")
+    parser.add_argument("--shard-mb", type=int, default=1024, help="size of one shard file per rank (MB)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    _setup_logging()
+
+    def cache():
+        cfg = TrainConfig.from_yaml(args.config)
+        manifest = run_cache(cfg, splits=tuple(args.splits), force=args.force, progress=not args.no_progress,
+                             shard_mb=args.shard_mb)
+        return cfg.dataset.feature_cache, manifest
+
+    done = _run_user_command("emotion-train cache", cache)
+    if done is None:
+        return 2
+    folder, manifest = done
+    if manifest is not None:  # rank 0
+        print(f"cached {len(manifest['clips'])} clips -> {folder}")
+    return 0
+
+
+def _run_user_command(prog: str, command):
+    """Run ``command`` in the process group torchrun set up (if any); a user error is one line
+    on stderr (from rank 0 only) and None."""
+    try:
+        return command()
+    except USER_ERRORS as e:
+        if distributed.env_world().main:
+            print(f"{prog}: error: {_message(e)}", file=sys.stderr)
+        return None
+    finally:
+        distributed.shutdown()
 
 
 # ---------------------------------------------------------------------------------- evaluation
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     kind: str,
     root: str | Path,
     *,
@@ -220,14 +350,20 @@ def evaluate_checkpoint(
     reader_options: dict | None = None,
     progress: bool = True,
     models: dict | None = None,
+    feature_cache: str | Path | None = None,
+    world: distributed.World = distributed.World(),
 ):
     """Score one checkpoint on a whole test split; returns (EvalResult, records, info dict).
 
     ``models`` caches built models by profile name, so five folds build the backbone once; each
     checkpoint replaces every trainable tensor (``load_checkpoint`` refuses partial matches).
+    Without a checkpoint, ``profile_name`` must name a model without a trained head (zero-shot).
+    Under torchrun each rank scores its shard and the confusion matrices are summed.
     """
     dev = resolve_device(device)
-    header = checkpoint_header(checkpoint)
+    if checkpoint is None and not profile_name:
+        raise ValueError("give --checkpoint, or --profile of a model without a trained head (zero-shot)")
+    header = checkpoint_header(checkpoint) if checkpoint is not None else {"profile": profile_name, "seed": 0}
     profile = get_profile(profile_name or header["profile"])
     models = {} if models is None else models
     key = (profile.name, header["seed"])
@@ -237,15 +373,24 @@ def evaluate_checkpoint(
         seed_everything(header["seed"])
         models[key] = build_untrained(profile, dev, weights_dir)
     model = models[key]
-    meta = ckpt.load_checkpoint(checkpoint, model, profile.name)
+    if checkpoint is not None:
+        meta = ckpt.load_checkpoint(checkpoint, model, profile.name)
+    elif any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"profile {profile.name} has a trained head: give its --checkpoint")
+    else:
+        meta = {}
     frames = num_frames or (meta.get("extra") or {}).get("num_frames") or profile.window
     records = read_split(kind, root, "test", fold=fold, **(reader_options or {}))
-    loader = make_loader(_clip_dataset(model, records, frames, train=False), batch_size, num_workers,
-                         shuffle=False, device=dev)
-    result = Trainer(model, None, device=dev, amp=dev.type == "cuda", progress=progress).evaluate(
-        loader, desc=f"test fold {fold}" if fold else "test"
-    )
-    info = {"checkpoint": str(checkpoint), "profile": profile.name, "epoch": meta.get("epoch"), "num_frames": frames}
+    cache = None
+    if feature_cache:
+        cache = open_cache(feature_cache, model, records, dataset_pin(kind, root, reader_options or {}),
+                           flips=1, amp=dev.type == "cuda")
+    loader = make_loader(_clip_dataset(model, records, frames, train=False, cache=cache), batch_size, num_workers,
+                         shuffle=False, device=dev, world=world)
+    result = Trainer(model, None, device=dev, amp=dev.type == "cuda", progress=progress,
+                     features=cache is not None).evaluate(loader, desc=f"test fold {fold}" if fold else "test")
+    info = {"checkpoint": str(checkpoint) if checkpoint else None, "profile": profile.name,
+            "epoch": meta.get("epoch"), "num_frames": frames}
     return result, records, info
 
 
@@ -276,6 +421,8 @@ READER_OPTIONS = {"dfew": ("clips_root", "scenes_root"), "ferv39k": ("faces_root
 
 
 def run_evaluation(args) -> dict:
+    """Score the checkpoint(s) of ``args`` (see ``evaluate_main``); rank 0 writes the report."""
+    world, device = distributed.setup(resolve_device(args.device))
     if args.dataset == "dfew":
         if args.fold == "all":
             folds = list(DFEW_FOLDS)
@@ -294,19 +441,23 @@ def run_evaluation(args) -> dict:
             if name not in READER_OPTIONS[args.dataset]:
                 raise ValueError(f"--{name.replace('_', '-')} does not apply to {args.dataset}")
             options[name] = value
-    if len(folds) > 1 and "{fold}" not in args.checkpoint:
+    if len(folds) > 1 and args.checkpoint and "{fold}" not in args.checkpoint:
         raise ValueError("--fold all needs one checkpoint per fold: give a pattern such as 'runs/fold{fold}/best.pt'")
-    out = Path(args.out) if args.out else _default_report_dir(args.checkpoint)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else _default_report_dir(args.checkpoint) if args.checkpoint else Path("evaluation")
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "root": str(args.root), "class_order": list(CLASS_NAMES), "folds": {}}
     total, models = None, {}
     for fold in folds:
-        path = args.checkpoint.format(fold=fold) if fold is not None else args.checkpoint
+        path = args.checkpoint.format(fold=fold) if fold is not None and args.checkpoint else args.checkpoint
         result, records, info = evaluate_checkpoint(
-            path, args.dataset, args.root, fold=fold, profile_name=args.profile, device=args.device,
+            path, args.dataset, args.root, fold=fold, profile_name=args.profile, device=str(device),
             weights_dir=args.weights_dir, batch_size=args.batch_size, num_workers=args.num_workers,
             num_frames=args.num_frames, reader_options=options, progress=not args.no_progress, models=models,
+            feature_cache=args.feature_cache, world=world,
         )
+        if not world.main:
+            continue
         tag = f"fold{fold}" if fold is not None else "test"
         title = f"{args.dataset.upper()} {tag}: UAR {result.scores.uar:.2%}  WAR {result.scores.war:.2%}"
         png = plot_confusion(result.scores.confusion, CLASS_NAMES, out / f"confusion_{tag}.png", title)
@@ -315,6 +466,8 @@ def run_evaluation(args) -> dict:
         total = result.scores.confusion if total is None else total + result.scores.confusion
         print(f"{tag}: UAR {result.scores.uar:.4f}  WAR {result.scores.war:.4f}  ({result.scores.samples} clips)")
 
+    if not world.main:
+        return report
     uars = np.array([f["uar"] for f in report["folds"].values()])
     wars = np.array([f["war"] for f in report["folds"].values()])
     pooled = scores_from_confusion(total)
@@ -349,8 +502,9 @@ def _default_report_dir(checkpoint: str) -> Path:
 
 def evaluate_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emotion-evaluate", description="Score checkpoints on a test split.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint file, or a pattern with {fold} for --fold all")
+    parser.add_argument("--checkpoint",
+                        help="checkpoint file, or a pattern with {fold} for --fold all "
+                             "(leave out for a model without a trained head, e.g. --profile zeroshot-vitl14)")
     parser.add_argument("--dataset", required=True, choices=["dfew", "ferv39k"])
     parser.add_argument("--root", required=True, help="dataset root folder")
     parser.add_argument("--fold", help="DFEW fold 1..5, or 'all' (mean ± std over the five folds)")
@@ -365,20 +519,33 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces-root", help="FERV39k: face crops (default <root>/2_ClipsforFaceCrop)")
     parser.add_argument("--scenes-root", help="scene frames with the same clip folders")
     parser.add_argument("--split-file", help="FERV39k: test list (default <root>/4_setups/All_scenes/test_All.csv)")
+    parser.add_argument("--feature-cache", help="folder of `emotion-train cache` holding the test clips")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     _setup_logging()
-    try:
-        run_evaluation(args)
-    except USER_ERRORS as e:
-        print(f"emotion-evaluate: error: {_message(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return 0 if _run_user_command("emotion-evaluate", lambda: run_evaluation(args)) is not None else 2
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """INFO on rank 0; other ranks of a torchrun world log warnings and errors only."""
+    level = logging.INFO if distributed.env_world().main else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _message(e: Exception) -> str:
     return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emotion_perception.training.cli train|evaluate ...``: both console scripts in one
+    module, for ``torchrun -m`` (``torchrun --no-python emotion-train ...`` works as well)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = {"train": train_main, "evaluate": evaluate_main}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m emotion_perception.training.cli {train,evaluate} ...", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,6 +29,7 @@ class DatasetConfig:
     scenes_root: str | None = None  # scene frames (FERV39k; optional for DFEW)
     train_split_file: str | None = None  # FERV39k
     test_split_file: str | None = None  # FERV39k
+    feature_cache: str | None = None  # folder of `emotion-train cache` (frozen features; OUS, zero-shot)
 
     def reader_options(self, split: str) -> dict:
         """Keyword arguments for ``datasets.read_split`` for one split."""

@@ -300,7 +300,7 @@ def read_image(path: Path, size: int) -> np.ndarray:
 
 
 def clip_loader(dataset: "ClipDataset", batch_size: int, num_workers: int, *, shuffle: bool,
-                pin_memory: bool = False) -> DataLoader:
+                pin_memory: bool = False, sampler=None) -> DataLoader:
     """A DataLoader over clips. Workers are *spawned*, not forked.
 
     A forked worker inherits OpenCV's thread pool in whatever state the parent left it; once the
@@ -312,7 +312,8 @@ def clip_loader(dataset: "ClipDataset", batch_size: int, num_workers: int, *, sh
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,  # a sampler (torchrun's shards) orders itself
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=workers,
@@ -324,6 +325,17 @@ def clip_loader(dataset: "ClipDataset", batch_size: int, num_workers: int, *, sh
 def _worker_init(_worker_id: int) -> None:
     """Workers decode clips in parallel already; one OpenCV thread each avoids oversubscription."""
     cv2.setNumThreads(1)
+
+
+@dataclass(frozen=True)
+class ClipDraw:
+    """One draw of a clip: frame indices and validity mask [T] (-1 = padding), the flip, and the
+    scene frames paired with the face frames (the face indices when the face doubles as scene)."""
+
+    indices: np.ndarray
+    mask: np.ndarray
+    flip: bool
+    scene_indices: np.ndarray
 
 
 class ClipDataset(Dataset):
@@ -363,31 +375,51 @@ class ClipDataset(Dataset):
     def labels(self) -> np.ndarray:
         return np.array([r.label for r in self.records], dtype=np.int64)
 
-    def __getitem__(self, index: int) -> dict:
+    def draw(self, index: int) -> ClipDraw:
+        """The frames (and flip) item ``index`` shows this time: random in training, fixed at test.
+
+        The feature cache's dataset makes the very same draw, so sampling stays exact on cached
+        features.
+        """
         record = self.records[index]
         # Torch's RNG is seeded per DataLoader worker and epoch, so draws differ across workers.
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())) if self.train else 0)
         n = len(record.face_frames)
         indices, mask = sample_indices(n, self.num_frames, train=self.train, rng=rng)
         flip = self.flip > 0 and rng.random() < self.flip
-        face = self._load(record, record.face_dir, record.face_frames, indices, self.face_size, flip)
+        scene = indices if record.scene_dir is None else matching_indices(indices, mask, n, len(record.scene_frames))
+        return ClipDraw(indices, mask, flip, scene)
+
+    def item(self, index: int, draw: ClipDraw, face, scene=None) -> dict:
+        """The item dict around a clip's face (and scene) tensors."""
+        label = self.records[index].label
         item = {
-            "face": torch.from_numpy(face),
-            "mask": torch.from_numpy(mask),
-            "label": torch.tensor(record.label, dtype=torch.int64),
-            "polarity": torch.tensor(polarity_target(record.label), dtype=torch.int64),
+            "face": face,
+            "mask": torch.from_numpy(draw.mask),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "polarity": torch.tensor(polarity_target(label), dtype=torch.int64),
             "index": torch.tensor(index, dtype=torch.int64),
         }
+        if scene is not None:
+            item["scene"] = scene
+        return item
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        draw = self.draw(index)
+        face = self._load(record, record.face_dir, record.face_frames, draw.indices, self.face_size, draw.flip)
+        scene = None
         if self.with_scene:
             if record.scene_dir is None:
                 scene = face if self.scene_size == self.face_size else self._load(
-                    record, record.face_dir, record.face_frames, indices, self.scene_size, flip
+                    record, record.face_dir, record.face_frames, draw.indices, self.scene_size, draw.flip
                 )
             else:
-                scene_idx = matching_indices(indices, mask, n, len(record.scene_frames))
-                scene = self._load(record, record.scene_dir, record.scene_frames, scene_idx, self.scene_size, flip)
-            item["scene"] = torch.from_numpy(scene)
-        return item
+                scene = self._load(
+                    record, record.scene_dir, record.scene_frames, draw.scene_indices, self.scene_size, draw.flip
+                )
+            scene = torch.from_numpy(scene)
+        return self.item(index, draw, torch.from_numpy(face), scene)
 
     @staticmethod
     def _load(record, folder: Path, frames: tuple[str, ...], indices: np.ndarray, size: int, flip: bool) -> np.ndarray:
@@ -398,6 +430,9 @@ class ClipDataset(Dataset):
                     out[slot] = read_image(folder / frames[idx], size)
                 except DatasetError as e:
                     raise DatasetError(f"{record.source}: {e}") from None
-        if flip:
-            out = np.ascontiguousarray(out[:, :, ::-1])
-        return out
+        return flip_frames(out) if flip else out
+
+
+def flip_frames(frames: np.ndarray) -> np.ndarray:
+    """Horizontal flip of [T, H, W, 3] frames."""
+    return np.ascontiguousarray(frames[:, :, ::-1])
