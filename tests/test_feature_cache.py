@@ -10,6 +10,7 @@ import torch
 import yaml
 from fake_datasets import make_dfew, make_ferv39k, write_frames
 
+from emotion_perception.training.augment import AugmentConfig
 from emotion_perception.training.cli import evaluate_main, run_cache, seed_everything, train_main
 from emotion_perception.training.config import TrainConfig
 from emotion_perception.training.datasets import ClipDataset, read_ferv39k
@@ -27,7 +28,8 @@ def _config(tmp_path, root, kind="ferv39k", profile=PROFILE, flip=0.5, **dataset
         "profile": profile, "device": "cpu", "seed": SEED, "out": str(tmp_path / "run"),
         "dataset": {"kind": kind, "root": str(root), "num_frames": 4, "val_fraction": 0.34,
                     "feature_cache": str(tmp_path / "cache"), **dataset},
-        "train": {"epochs": 1, "batch_size": 4, "num_workers": 0, "flip": flip},
+        "train": {"epochs": 1, "batch_size": 4, "num_workers": 0},
+        "augment": {"flip": flip},
     }
     path = tmp_path / f"{profile}-{flip}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -58,9 +60,9 @@ def test_cache_round_trip_is_bit_exact_and_sampling_matches_pixels(ferv, tmp_pat
     cache = FeatureCache(tmp_path / "cache")
     for record in records:
         everything = np.arange(len(record.face_frames))
-        faces = ClipDataset._load(record, record.face_dir, record.face_frames, everything, 64, False)
+        faces = ClipDataset._load(record, record.face_dir, record.face_frames, everything, 64)
         scene_all = np.arange(len(record.scene_frames))
-        scenes = ClipDataset._load(record, record.scene_dir, record.scene_frames, scene_all, 64, False)
+        scenes = ClipDataset._load(record, record.scene_dir, record.scene_frames, scene_all, 64)
         for flip in (False, True):
             f, s = (np.ascontiguousarray(x[:, :, ::-1]) if flip else x for x in (faces, scenes))
             live_face = model.encode_faces(torch.from_numpy(f))
@@ -72,7 +74,7 @@ def test_cache_round_trip_is_bit_exact_and_sampling_matches_pixels(ferv, tmp_pat
     # pixel dataset loads: the cached item equals the live encoding of the pixel item.
     flipped, some = 0, records[::2]
     for train in (True, False):
-        kw = dict(num_frames=8, with_scene=True, train=train, flip=0.5)
+        kw = dict(num_frames=8, with_scene=True, train=train, augment=AugmentConfig(flip=0.5))
         pixels = ClipDataset(some, face_size=64, scene_size=64, **kw)
         cached = CachedClipDataset(some, cache, **kw)
         for i in range(len(some)):
@@ -81,7 +83,7 @@ def test_cache_round_trip_is_bit_exact_and_sampling_matches_pixels(ferv, tmp_pat
             torch.manual_seed(100 + i)
             item = cached[i]
             torch.manual_seed(100 + i)
-            flipped += int(pixels.draw(i).flip) if train else 0
+            flipped += int(pixels.draw(i).augment.flip) if train else 0
             mask = live["mask"]
             assert torch.equal(item["mask"], mask) and item["label"] == live["label"]
             assert torch.allclose(item["face"][mask], model.encode_faces(live["face"][mask]), atol=1e-5)
@@ -135,22 +137,28 @@ def test_stale_or_unusable_cache_is_one_clear_error(ferv, tmp_path, capsys):
     refused(config, "unfinished (no manifest)")
 
 
-def test_duse_refuses_the_cache_in_one_line(ferv, tmp_path, capsys):
-    for argv in (["cache", "--config"], ["--config"]):
-        assert train_main([*argv, str(_config(tmp_path, ferv, profile="tiny-test-duse")), "--no-progress"]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.count("\n") == 0 and "DuSE cannot use the feature cache" in err
+def test_uncacheable_configs_are_refused_in_one_line(ferv, tmp_path, capsys):
+    rotating = yaml.safe_load(_config(tmp_path, ferv).read_text())
+    rotating["augment"]["rotation"] = 10.0
+    (tmp_path / "rotating.yaml").write_text(yaml.safe_dump(rotating))
+    for config, needle in ((_config(tmp_path, ferv, profile="tiny-test-duse"), "DuSE cannot use the feature cache"),
+                           (tmp_path / "rotating.yaml", "augment.rotation draws new pixels every epoch")):
+        for argv in (["cache", "--config"], ["--config"]):
+            assert train_main([*argv, str(config), "--no-progress"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.count("\n") == 0 and needle in err, err
 
 
 def test_zero_shot_evaluation_reads_the_cache(tmp_path):
     root = tmp_path / "dfew"
     make_dfew(root, clips_per_class=1, frames=(3, 9), size=32)
-    config = _config(tmp_path, root, kind="dfew", profile="tiny-test-zeroshot", flip=0.0, fold=1)
+    config = _config(tmp_path, root, kind="dfew", profile="tiny-test-zeroshot", flip=0.0, fold=1,
+                     scene_from_face=True)
     cfg = TrainConfig.from_yaml(config)
     cfg.seed = 0  # emotion-evaluate builds a model without checkpoint under seed 0
     run_cache(cfg, splits=("test",), progress=False)
     common = ["--profile", "tiny-test-zeroshot", "--dataset", "dfew", "--root", str(root), "--fold", "1",
-              "--num-frames", "4", "--num-workers", "0", "--no-progress"]
+              "--num-frames", "4", "--num-workers", "0", "--no-progress", "--scene-from-face"]
     assert evaluate_main([*common, "--out", str(tmp_path / "pixels")]) == 0
     assert evaluate_main([*common, "--out", str(tmp_path / "cached"), "--feature-cache", str(tmp_path / "cache")]) == 0
     pixels, cached = (json.loads((tmp_path / d / "report.json").read_text())["folds"]["fold1"]

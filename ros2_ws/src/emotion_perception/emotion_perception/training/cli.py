@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib
 import inspect
 import json
@@ -36,9 +37,12 @@ from ..models import checkpoint as ckpt
 from ..errors import WeightsMissingError
 from ..models.registry import KIND_MODULES, build_model, get_profile
 from . import distributed
+from .augment import AugmentConfig
 from .config import ConfigError, TrainConfig
 from .datasets import DFEW_FOLDS, ClipDataset, DatasetError, clip_loader, read_split, stratified_split
-from .feature_cache import CachedClipDataset, FeatureCache, build_cache, check_cacheable, dataset_pin
+from .feature_cache import (
+    CachedClipDataset, FeatureCache, build_cache, cached_flips, check_cacheable, dataset_pin,
+)
 from .trainer import Trainer, make_criterion, trainable_parameters
 
 log = logging.getLogger("emotion_perception.training")
@@ -81,6 +85,22 @@ def rank_batch_size(batch_size: int, world: distributed.World) -> int:
     return batch_size // world.size
 
 
+def with_head_overrides(profile, overrides: dict):
+    """``profile`` with the training config's ``head`` settings over its own (the model switches).
+
+    Only the head kind's own settings may be overridden (its module's ``DEFAULTS``): a typo must
+    not train the default silently.
+    """
+    if not overrides:
+        return profile
+    module = importlib.import_module(f"{ckpt.__package__}.{KIND_MODULES[profile.kind]}")
+    known = set(getattr(module, "DEFAULTS", {}))
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"head: unknown keys {sorted(unknown)} for a {profile.kind} head; known: {sorted(known)}")
+    return dataclasses.replace(profile, head={**profile.head, **overrides})
+
+
 def build_untrained(profile, device, weights_dir=None):
     """The profile's model without the trained head checkpoint the profile may name.
 
@@ -97,19 +117,20 @@ def build_untrained(profile, device, weights_dir=None):
     return model
 
 
-def _clip_dataset(model, records, num_frames: int, *, train: bool, flip: float = 0.0,
-                  cache: FeatureCache | None = None) -> ClipDataset:
+def _clip_dataset(model, records, num_frames: int, *, train: bool, scene_from_face: bool = False,
+                  augment: AugmentConfig | None = None, cache: FeatureCache | None = None) -> ClipDataset:
     if cache is not None:
         return CachedClipDataset(records, cache, num_frames=num_frames, with_scene=model.uses_scene,
-                                 train=train, flip=flip)
+                                 scene_from_face=scene_from_face, train=train, augment=augment)
     return ClipDataset(
         records,
         num_frames=num_frames,
         face_size=model.face_size,
         scene_size=model.scene_size,
         with_scene=model.uses_scene,
+        scene_from_face=scene_from_face,
         train=train,
-        flip=flip,
+        augment=augment,
     )
 
 
@@ -132,12 +153,13 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     """
     world, device = distributed.setup(resolve_device(cfg.device))
     seed_everything(cfg.seed)
-    profile = get_profile(cfg.profile)
+    profile = with_head_overrides(get_profile(cfg.profile), cfg.head)
     d, t = cfg.dataset, cfg.train
     num_frames = d.num_frames or profile.window
     batch_size = rank_batch_size(t.batch_size, world)
-    if d.feature_cache:
+    if d.feature_cache:  # refusals before any work
         check_cacheable(profile.kind)
+        flips = cached_flips(cfg.augment)
     # The whole list is checked before the (large) model is built: data errors show up at once.
     records = read_split(d.kind, d.root, "train", fold=d.fold, **d.reader_options("train"))
     train_records, val_records = stratified_split(records, d.val_fraction, cfg.seed)
@@ -146,15 +168,16 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     cache = None
     if d.feature_cache:
         cache = open_cache(d.feature_cache, model, records, dataset_pin(d.kind, d.root, d.reader_options("train")),
-                           flips=2 if t.flip > 0 else 1, amp=t.amp and device.type == "cuda")
+                           flips=flips, amp=t.amp and device.type == "cuda")
     if world.rank:  # ranks draw different frames and dropout masks (the model is already built alike)
         seed_everything(cfg.seed + 100_003 * world.rank)
     train_loader = make_loader(
-        _clip_dataset(model, train_records, num_frames, train=True, flip=t.flip, cache=cache),
+        _clip_dataset(model, train_records, num_frames, train=True, scene_from_face=d.scene_from_face,
+                      augment=cfg.augment, cache=cache),
         batch_size, t.num_workers, shuffle=True, device=device, world=world, seed=cfg.seed,
     )
     val_loader = make_loader(
-        _clip_dataset(model, val_records, num_frames, train=False, cache=cache),
+        _clip_dataset(model, val_records, num_frames, train=False, scene_from_face=d.scene_from_face, cache=cache),
         batch_size, t.num_workers, shuffle=False, device=device, world=world,
     )
 
@@ -164,8 +187,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     )
     criterion = make_criterion(model, t.alpha)
     trainer = Trainer(
-        model, optimizer, criterion=criterion, device=device, amp=t.amp, grad_clip=t.grad_clip, progress=progress,
-        features=cache is not None,
+        model, optimizer, criterion=criterion, device=device, amp=t.amp, grad_clip=t.grad_clip,
+        warmup_steps=round(t.warmup_epochs * len(train_loader)), progress=progress, features=cache is not None,
     )
 
     out = Path(cfg.out)
@@ -184,6 +207,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
         criterion.load_state_dict(state.get("criterion", {}))
         best, history = state.get("best"), list(state.get("history", []))
         start_epoch = int(meta["epoch"]) + 1
+        trainer.steps_done = (start_epoch - 1) * len(train_loader)
         # fresh, reproducible draws after the resume point (per rank, as above)
         seed_everything(cfg.seed + start_epoch + 100_003 * world.rank)
         log.info("resumed from %s at epoch %d", resume, start_epoch)
@@ -241,11 +265,12 @@ def run_cache(cfg: TrainConfig, *, splits=("train", "test"), force: bool = False
     """Encode every frame of the config's train and test lists into ``dataset.feature_cache``."""
     world, device = distributed.setup(resolve_device(cfg.device))
     seed_everything(cfg.seed)  # a backbone without a weight file (tiny test profiles) = the trained one
-    profile = get_profile(cfg.profile)
+    profile = with_head_overrides(get_profile(cfg.profile), cfg.head)  # e.g. OUS early_blocks
     d = cfg.dataset
     if not d.feature_cache:
         raise ConfigError("dataset.feature_cache is not set: name the folder the cache goes to")
     check_cacheable(profile.kind)
+    flips = cached_flips(cfg.augment)
     by_name, pins = {}, []
     for split in splits:
         options = d.reader_options(split)
@@ -257,18 +282,23 @@ def run_cache(cfg: TrainConfig, *, splits=("train", "test"), force: bool = False
     records = [by_name[name] for name in sorted(by_name)]
     log.info("caching %d clips of %s (%s) with %s", len(records), d.kind, "+".join(splits), profile.name)
     return build_cache(
-        d.feature_cache, model, records, pins, flips=2 if cfg.train.flip > 0 else 1, device=device,
+        d.feature_cache, model, records, pins, flips=flips, device=device,
         amp=cfg.train.amp, world=world, shard_bytes=shard_mb << 20, force=force, progress=progress,
     )
 
 
 def train_main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["prepare-dfew"]:
+        from .prepare_dfew import prepare_main
+
+        return prepare_main(argv[1:])
     if argv[:1] == ["cache"]:
         return cache_main(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="emotion-train", description="Train an emotion model profile (`emotion-train cache -h`: feature cache)."
-    )
+        prog="emotion-train", description="Train an emotion model profile.",
+        epilog="emotion-train prepare-dfew --root DFEW --out DIR: scene frames + faces from DFEW's original videos; "
+               "emotion-train cache --config CFG: the frozen-feature cache")
     parser.add_argument("--config", required=True, help="training config YAML (see training/configs/)")
     parser.add_argument("--resume", help="continue from this last.pt (model, optimizer, scheduler, epoch)")
     parser.add_argument("--out", help="output folder (overrides the config's 'out')")
@@ -348,6 +378,7 @@ def evaluate_checkpoint(
     num_workers: int = 2,
     num_frames: int | None = None,
     reader_options: dict | None = None,
+    scene_from_face: bool = False,
     progress: bool = True,
     models: dict | None = None,
     feature_cache: str | Path | None = None,
@@ -363,10 +394,11 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     if checkpoint is None and not profile_name:
         raise ValueError("give --checkpoint, or --profile of a model without a trained head (zero-shot)")
-    header = checkpoint_header(checkpoint) if checkpoint is not None else {"profile": profile_name, "seed": 0}
-    profile = get_profile(profile_name or header["profile"])
+    header = (checkpoint_header(checkpoint) if checkpoint is not None
+              else {"profile": profile_name, "seed": 0, "head": {}})
+    profile = with_head_overrides(get_profile(profile_name or header["profile"]), header["head"])
     models = {} if models is None else models
-    key = (profile.name, header["seed"])
+    key = (profile.name, header["seed"], json.dumps(header["head"], sort_keys=True))
     if key not in models:
         # Built under the training seed: a backbone without a weight file (the tiny test profiles)
         # is then the one the head was trained on.
@@ -385,8 +417,10 @@ def evaluate_checkpoint(
     if feature_cache:
         cache = open_cache(feature_cache, model, records, dataset_pin(kind, root, reader_options or {}),
                            flips=1, amp=dev.type == "cuda")
-    loader = make_loader(_clip_dataset(model, records, frames, train=False, cache=cache), batch_size, num_workers,
-                         shuffle=False, device=dev, world=world)
+    loader = make_loader(
+        _clip_dataset(model, records, frames, train=False, scene_from_face=scene_from_face, cache=cache),
+        batch_size, num_workers, shuffle=False, device=dev, world=world,
+    )
     result = Trainer(model, None, device=dev, amp=dev.type == "cuda", progress=progress,
                      features=cache is not None).evaluate(loader, desc=f"test fold {fold}" if fold else "test")
     info = {"checkpoint": str(checkpoint) if checkpoint else None, "profile": profile.name,
@@ -395,7 +429,7 @@ def evaluate_checkpoint(
 
 
 def checkpoint_header(path: str | Path) -> dict:
-    """Profile name and training seed of a head checkpoint (needed before its model is built)."""
+    """Profile name, training seed and head overrides of a checkpoint (needed before its model is built)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -406,7 +440,7 @@ def checkpoint_header(path: str | Path) -> dict:
     if not isinstance(payload, dict) or not payload.get("profile"):
         raise ValueError(f"{path} is not a head checkpoint (it names no model profile)")
     config = (payload.get("extra") or {}).get("config") or {}
-    return {"profile": str(payload["profile"]), "seed": int(config.get("seed", 0))}
+    return {"profile": str(payload["profile"]), "seed": int(config.get("seed", 0)), "head": config.get("head") or {}}
 
 
 def _write_predictions(path: Path, result, records) -> None:
@@ -417,7 +451,8 @@ def _write_predictions(path: Path, result, records) -> None:
             w.writerow([records[i].name, CLASS_NAMES[t], CLASS_NAMES[p], *[f"{x:.4f}" for x in probs]])
 
 
-READER_OPTIONS = {"dfew": ("clips_root", "scenes_root"), "ferv39k": ("faces_root", "scenes_root", "split_file")}
+READER_OPTIONS = {"dfew": ("clips_root", "scenes_root", "prepared_root"),
+                  "ferv39k": ("faces_root", "scenes_root", "split_file")}
 
 
 def run_evaluation(args) -> dict:
@@ -435,7 +470,7 @@ def run_evaluation(args) -> dict:
             raise ValueError("FERV39k has one train/test split; leave out --fold")
         folds = [None]
     options = {}
-    for name in ("clips_root", "faces_root", "scenes_root", "split_file"):
+    for name in ("clips_root", "faces_root", "scenes_root", "prepared_root", "split_file"):
         value = getattr(args, name)
         if value is not None:
             if name not in READER_OPTIONS[args.dataset]:
@@ -453,8 +488,8 @@ def run_evaluation(args) -> dict:
         result, records, info = evaluate_checkpoint(
             path, args.dataset, args.root, fold=fold, profile_name=args.profile, device=str(device),
             weights_dir=args.weights_dir, batch_size=args.batch_size, num_workers=args.num_workers,
-            num_frames=args.num_frames, reader_options=options, progress=not args.no_progress, models=models,
-            feature_cache=args.feature_cache, world=world,
+            num_frames=args.num_frames, reader_options=options, scene_from_face=args.scene_from_face,
+            progress=not args.no_progress, models=models, feature_cache=args.feature_cache, world=world,
         )
         if not world.main:
             continue
@@ -518,6 +553,9 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips-root", help="DFEW: frame folders (default <root>/Clip/clip_224x224)")
     parser.add_argument("--faces-root", help="FERV39k: face crops (default <root>/2_ClipsforFaceCrop)")
     parser.add_argument("--scenes-root", help="scene frames with the same clip folders")
+    parser.add_argument("--prepared-root", help="DFEW: output of 'emotion-train prepare-dfew' (faces + scenes)")
+    parser.add_argument("--scene-from-face", action="store_true",
+                        help="let a scene model see the face crop as its scene when the data has no scenes")
     parser.add_argument("--split-file", help="FERV39k: test list (default <root>/4_setups/All_scenes/test_All.csv)")
     parser.add_argument("--feature-cache", help="folder of `emotion-train cache` holding the test clips")
     parser.add_argument("--no-progress", action="store_true")

@@ -21,7 +21,8 @@ Each rank of a torchrun world encodes clips ``rank::world`` and writes its own s
 writes the manifest last, so a folder without one is an unfinished cache.
 
 Not cacheable: DuSE (its prompts enter the vision encoder), and pixel augmentations other than
-the flip (they change the pixels every epoch, so no fixed feature is exact).
+the flip (random crop, rotation, colour jitter draw new pixels every epoch, so no fixed feature is
+exact): such a config is refused, never approximated. The flip is cached as a second copy.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ import torch
 from tqdm import tqdm
 
 from . import distributed
-from .datasets import ClipDataset, ClipRecord, flip_frames
+from .augment import AugmentConfig, ClipDraw, apply_clip
+from .datasets import ClipDataset, ClipRecord
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ UNCACHEABLE = {
     "duse": "DuSE cannot use the feature cache: its learnable prompts enter the vision encoder, "
             "so frame features change with every training step",
 }
+FLIP = ClipDraw(flip=True)
 MAX_BATCH_FRAMES = 256  # frames per encoder call; a clip is encoded alone (chunked if longer)
 
 
@@ -61,6 +64,24 @@ def check_cacheable(kind: str) -> None:
     reason = UNCACHEABLE.get(kind)
     if reason:
         raise ValueError(reason)
+
+
+def cached_flips(augment: AugmentConfig | None) -> int:
+    """Flip states a cache needs for these train-time augmentations: 1, or 2 with flips.
+
+    Raises for augmentations that no fixed feature can reproduce.
+    """
+    if augment is None:
+        return 1
+    changing = [name for name, value, off in (("crop_scale", augment.crop_scale, 1.0),
+                                             ("rotation", augment.rotation, 0.0),
+                                             ("colour_jitter", augment.colour_jitter, 0.0)) if value != off]
+    if changing:
+        raise ValueError(
+            f"the feature cache holds fixed frames, but augment.{', augment.'.join(changing)} draws new pixels "
+            "every epoch: train from pixels (no dataset.feature_cache) or leave only augment.flip on"
+        )
+    return 2 if augment.flip > 0 else 1
 
 
 def vision_tower(model) -> torch.nn.Module:
@@ -167,23 +188,22 @@ def build_cache(
 def encode_clip(model, record: ClipRecord, flips: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Features of every frame of a clip: face [F, n, Df] and scene [F, m, Ds] (or None)."""
     everything = np.arange(len(record.face_frames))
-    faces = ClipDataset._load(record, record.face_dir, record.face_frames, everything, model.face_size, False)
+    faces = ClipDataset._load(record, record.face_dir, record.face_frames, everything, model.face_size)
     scenes = None
     if model.uses_scene:
         if record.scene_dir is not None:
             scene_all = np.arange(len(record.scene_frames))
-            scenes = ClipDataset._load(record, record.scene_dir, record.scene_frames, scene_all, model.scene_size,
-                                       False)
+            scenes = ClipDataset._load(record, record.scene_dir, record.scene_frames, scene_all, model.scene_size)
         elif model.scene_size != model.face_size:
-            scenes = ClipDataset._load(record, record.face_dir, record.face_frames, everything, model.scene_size,
-                                       False)
+            scenes = ClipDataset._load(record, record.face_dir, record.face_frames, everything, model.scene_size)
         else:
             scenes = faces
     face_out, scene_out = [], []
     for flipped in range(flips):
-        face_out.append(_encode(model.encode_faces, flip_frames(faces) if flipped else faces))
+        # the flip exactly as training applies it (augment.apply_clip)
+        face_out.append(_encode(model.encode_faces, apply_clip(faces, FLIP) if flipped else faces))
         if scenes is not None:
-            scene_out.append(_encode(model.encode_scenes, flip_frames(scenes) if flipped else scenes))
+            scene_out.append(_encode(model.encode_scenes, apply_clip(scenes, FLIP) if flipped else scenes))
     return np.stack(face_out), (np.stack(scene_out) if scenes is not None else None)
 
 
@@ -313,16 +333,20 @@ class CachedClipDataset(ClipDataset):
     features = True
 
     def __init__(self, records: list[ClipRecord], cache: FeatureCache, *, num_frames: int, with_scene: bool,
-                 train: bool = False, flip: float = 0.0):
-        super().__init__(records, num_frames=num_frames, with_scene=with_scene, train=train, flip=flip)
+                 scene_from_face: bool = False, train: bool = False, augment: AugmentConfig | None = None):
+        super().__init__(records, num_frames=num_frames, with_scene=with_scene, scene_from_face=scene_from_face,
+                         train=train, augment=augment)
+        if cached_flips(self.augment) > cache.manifest["flips"]:
+            raise CacheMismatchError(f"feature cache {cache.folder} holds no flipped features; augment.flip needs them")
         self.cache = cache
 
     def __getitem__(self, index: int) -> dict:
         name = self.records[index].name
-        draw = self.draw(index)
-        face = self.cache.rows(name, "face", draw.flip, draw.indices)
-        scene = self.cache.rows(name, "scene", draw.flip, draw.scene_indices) if self.with_scene else None
-        return self.item(index, draw, face, scene)
+        sample = self.draw(index)
+        flip = sample.augment is not None and sample.augment.flip
+        face = self.cache.rows(name, "face", flip, sample.indices)
+        scene = self.cache.rows(name, "scene", flip, sample.scene_indices) if self.with_scene else None
+        return self.item(index, sample, face, scene)
 
 
 def _short(value) -> str:
