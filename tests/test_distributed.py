@@ -60,7 +60,9 @@ def _config(path: Path, root: Path, out: Path, epochs: int, cache: Path | None =
         "profile": PROFILE, "device": "cpu", "seed": 1, "out": str(out),
         "dataset": {"kind": "dfew", "root": str(root), "fold": 1, "num_frames": 4, "val_fraction": 0.34,
                     "scene_from_face": True, **({"feature_cache": str(cache)} if cache else {})},
-        "train": {"epochs": epochs, "batch_size": 8, "lr": "2e-3", "num_workers": 0},
+        # α 1.5: the switch drops the similarity and polarity terms within the run, so DDP also trains
+        # with parameters that the loss does not use
+        "train": {"epochs": epochs, "batch_size": 8, "lr": "2e-3", "num_workers": 0, "alpha": 1.5},
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -82,6 +84,7 @@ def test_ddp_training_learns_resumes_and_scores_like_one_process(dfew, tmp_path)
     first, last = history[0]["train"]["contrastive"], history[-1]["train"]["contrastive"]
     assert last < 0.5 * first, (first, last)
     assert max(h["val"]["war"] for h in history) >= 0.85  # the 7 validation clips, scored once each
+    assert history[0]["train"]["full"] == 1.0 and history[-1]["train"]["full"] == 0.0  # the α switch acted
     meta = load_checkpoint(out / "last.pt", build_model(PROFILE, "cpu"), PROFILE)
     assert float(max(s["step"] for s in meta["optimizer"]["state"].values())) == 12
 
