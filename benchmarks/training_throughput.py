@@ -35,6 +35,7 @@ from emotion_perception.models import ous
 from emotion_perception.models.registry import get_profile
 from emotion_perception.training import distributed
 from emotion_perception.training.augment import AugmentConfig
+from emotion_perception.training.cli import make_loader
 from emotion_perception.training.datasets import ClipDataset, clip_loader, read_ferv39k
 from emotion_perception.training.feature_cache import (
     CachedClipDataset, FeatureCache, build_cache, cached_flips, dataset_pin,
@@ -88,8 +89,7 @@ def new_trainer(model, device, features: bool) -> Trainer:
                    progress=False, features=features)
 
 
-def cache_vs_pixels(args, root: Path, cache_dir: Path, device: torch.device) -> dict:
-    model = build_model(args.backbone, device)
+def cache_vs_pixels(args, model, root: Path, cache_dir: Path, device: torch.device) -> dict:
     records = read_ferv39k(root, "train")
     pixels = ClipDataset(records, num_frames=args.frames, face_size=model.face_size, scene_size=model.scene_size,
                          train=True, augment=AugmentConfig(flip=args.flip))
@@ -125,8 +125,6 @@ def ddp_worker(args) -> None:
     records = read_ferv39k(args.root, "train") * args.repeat
     cached = CachedClipDataset(records, FeatureCache(args.cache), num_frames=args.frames, with_scene=True,
                                train=True, augment=AugmentConfig(flip=args.flip))
-    from emotion_perception.training.cli import make_loader
-
     loader = make_loader(cached, args.rank_batch, 0, shuffle=True, device=device, world=world, seed=0)
     trainer = new_trainer(model, device, features=True)
     seconds = timed_epochs(trainer, loader, args.ddp_epochs + 1)[1:]  # the first epoch warms up
@@ -179,10 +177,11 @@ def main() -> None:
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         args.root, args.cache = Path(tmp) / "clips", Path(tmp) / "cache"
-        size = build_model(args.backbone, torch.device("cpu")).face_size
-        write_clips(args.root, args.clips, args.frames, size)
+        model = build_model(args.backbone, device)
+        write_clips(args.root, args.clips, args.frames, model.face_size)
         result = {"environment": environment(), "backbone": args.backbone, "device": args.device,
-                  "cache_vs_pixels": cache_vs_pixels(args, args.root, args.cache, device)}
+                  "cache_vs_pixels": cache_vs_pixels(args, model, args.root, args.cache, device)}
+        del model
         if args.ddp_procs > 1:
             one = run_ddp(args, 1, args.batch, threads)
             same_global = run_ddp(args, args.ddp_procs, args.batch // args.ddp_procs, threads)
