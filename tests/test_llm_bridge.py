@@ -129,7 +129,9 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def test_config_file_matches_the_declared_parameters():
-    values = _flatten(yaml.safe_load(CONFIG.read_text())["llm_bridge"]["ros__parameters"])
+    data = yaml.safe_load(CONFIG.read_text())
+    assert list(data) == ["/**/llm_bridge"], "one node section, namespace-agnostic"
+    values = _flatten(data["/**/llm_bridge"]["ros__parameters"])
     assert values == DEFAULTS
     for p in PARAMETERS:
         assert type(values[p.name]) is type(p.default), p.name  # ROS parameter types are strict

@@ -20,7 +20,8 @@ from emotion_perception.models import duse, ous
 from emotion_perception.models.checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from emotion_perception.models.prompts import CLASS_DESCRIPTIONS, PromptedTextEncoder, class_prompts
 from emotion_perception.models.registry import get_profile
-from emotion_perception.training.cli import evaluate_main, train_main, with_head_overrides
+from emotion_perception.training.cli import evaluate_main, train_main
+from emotion_perception.training.jobs import with_head_overrides
 from emotion_perception.training.config import ConfigError, TrainConfig
 from emotion_perception.training.trainer import Trainer, trainable_parameters
 

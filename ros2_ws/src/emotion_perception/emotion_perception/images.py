@@ -2,7 +2,7 @@
 
 The core works on HxWx3 uint8 RGB arrays. These functions take the *fields* of a
 ``sensor_msgs/Image`` (or ``CompressedImage``) rather than the message, so they run without ROS;
-``emotion_perception.ros.convert`` passes message fields in. Every malformed input raises
+``emotion_perception.messages`` passes message fields in. Every malformed input raises
 ``ImageError`` with a message naming the problem (encoding, size, step).
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ from rosbags.rosbag2.errors import ReaderError, WriterError
 
 from ..images import ImageError, encode_compressed
 from ..interfaces import typestore
-from ..ros.convert import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
+from ..messages import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
 from ..types import Frame
 
 DEFAULT_STORAGE = "mcap"
@@ -144,6 +144,17 @@ def _damaged(path: Path, exc: BaseException, read: int | None = None) -> BagErro
     return BagError(f"bag {path} is truncated or corrupt ({exc}){kept}: {hint}")
 
 
+def _check_bag_folder(path: Path) -> None:
+    """A folder that was never a rosbag2 (empty, or images) is told apart from a damaged bag."""
+    if not path.is_dir() or (path / "metadata.yaml").is_file():
+        return
+    if not any(path.iterdir()):
+        raise BagError(f"{path} is an empty folder, not a rosbag2 bag")
+    if not any(p.suffix in (".mcap", ".db3") for p in path.iterdir()):
+        raise BagError(f"{path} is not a rosbag2 folder: it has no metadata.yaml and no .mcap/.db3 file "
+                       "(record one with `emotion-perception record` or `ros2 bag record`)")
+
+
 class BagReader:
     """Read-side of a rosbag2 (directory, or a bare .mcap / .db3 file)."""
 
@@ -151,6 +162,7 @@ class BagReader:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"no bag at {self.path}")
+        _check_bag_folder(self.path)
         self.store = typestore(distro)
         try:
             self._reader = Reader(self.path)
@@ -168,6 +180,11 @@ class BagReader:
 
     def count(self, topic: str) -> int:
         return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
+
+    def frame_rate(self, topic: str) -> float | None:
+        """Mean message rate of ``topic`` over the bag's time span, or None when it cannot tell."""
+        count, span_s = self.count(topic), self._reader.duration / 1e9
+        return (count - 1) / span_s if count > 1 and span_s > 0 else None
 
     def image_topic(self, topic: str | None) -> str:
         """The image topic to read: ``topic`` checked against the bag, or its only image topic."""

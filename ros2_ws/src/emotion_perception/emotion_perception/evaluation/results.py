@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ros.convert import array_msg_to_estimates
+from ..messages import array_msg_to_estimates
 from ..types import Box, EmotionEstimate
 from .bags import EMOTION_ARRAY, RESULTS_TOPIC, STRING, BagError, BagReader, latency_topic
 

@@ -22,7 +22,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ..evaluation.live import PARAMETERS, LiveEvaluator
-from .convert import array_msg_to_estimates, stamp_to_ns
+from ..messages import array_msg_to_estimates, stamp_to_ns
 from .spin import spin
 
 
