@@ -35,11 +35,11 @@ from emotion_perception.models import ous
 from emotion_perception.models.registry import get_profile
 from emotion_perception.training import distributed
 from emotion_perception.training.augment import AugmentConfig
-from emotion_perception.training.cli import make_loader
 from emotion_perception.training.datasets import ClipDataset, clip_loader, read_ferv39k
 from emotion_perception.training.feature_cache import (
     CachedClipDataset, FeatureCache, build_cache, cached_flips, dataset_pin,
 )
+from emotion_perception.training.jobs import make_loader
 from emotion_perception.training.trainer import Trainer, make_criterion, trainable_parameters
 
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")

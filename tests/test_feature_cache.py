@@ -10,14 +10,15 @@ import torch
 import yaml
 from fake_datasets import make_dfew, make_ferv39k, write_frames
 
+from emotion_perception.models.registry import build_model
 from emotion_perception.training.augment import AugmentConfig
-from emotion_perception.training.cli import evaluate_main, run_cache, seed_everything, train_main
+from emotion_perception.training.cli import evaluate_main, train_main
 from emotion_perception.training.config import TrainConfig
 from emotion_perception.training.datasets import ClipDataset, read_ferv39k
 from emotion_perception.training.feature_cache import (
     CacheMismatchError, CachedClipDataset, FeatureCache, build_cache, dataset_pin,
 )
-from emotion_perception.models.registry import build_model
+from emotion_perception.training.jobs import run_cache, seed_everything
 
 PROFILE = "tiny-test-ous"
 SEED = 3

@@ -31,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from emotion_perception.images import encode_compressed  # noqa: E402
 from emotion_perception.models import registry  # noqa: E402
-from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
+from emotion_perception.messages import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
 from ros_graph import ros_context, spinning, wait_for  # noqa: E402
 

@@ -3,6 +3,7 @@
     emotion-perception record VIDEO|CAMERA OUT_BAG      video file / camera -> rosbag2 of images
     emotion-perception run INPUT --out DIR              bag / video / camera -> results bag + JSON-lines
     emotion-perception eval RESULTS --labels CSV --out DIR   score against labels -> report
+    emotion-perception eval-set DIR [--profile P]      score on a labelled set of real faces -> report
     emotion-perception demo [--out runs/demo]           all of the above on a built-in clip
 
 Every failure the user can fix (missing topic, damaged bag, bad labels, missing weights) ends
@@ -17,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weights: run `models/fetch` "
-              "(or `emotion-fetch`) on a machine with internet, then pass --weights-dir or use the default")
+FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weights: run `emotion-fetch` "
+              "(`models/fetch` in a checkout) on a machine with internet, then pass --weights-dir or use the default")
 
 
 def _stamp(seconds: float | None) -> int | None:
@@ -42,6 +43,43 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 (default: the profile's choice)")
     p.add_argument("--detector", default=None, help="face detector backend (default: the profile's)")
     p.add_argument("--weights-dir", type=Path, default=None, help="where downloaded weights live")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch and OpenCV (default: the profile's for the device, "
+                        "e.g. 1 for lite-fer2013 on CPU; fewer threads hold up better when other "
+                        "programs share the cores)")
+
+
+def _add_setting_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-face-score", type=float, default=None, help="detector score threshold (default: the profile's)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override an engine setting (EngineConfig field, e.g. face_margin=0.1, max_missed=10, "
+                        "min_hits=2); repeatable")
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``["face_margin=0.1", ...]`` -> EngineConfig overrides, each converted to its field's type."""
+    from dataclasses import fields
+
+    from .engine import EngineConfig
+
+    types = {f.name: type(f.default) for f in fields(EngineConfig)}
+    settings = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in types:
+            raise ValueError(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(types))}")
+        kind = types[name]
+        if kind is bool:
+            if text.strip().lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {pair!r}: {name} takes true or false")
+            settings[name] = text.strip().lower() in ("true", "1")
+        else:
+            try:
+                settings[name] = kind(text) if kind in (int, float, str) else text
+            except ValueError:
+                raise ValueError(f"--set {pair!r}: {name} takes a {kind.__name__}") from None
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stale frames when the engine is slower, as on the robot (default: %(default)s)")
     p.add_argument("--results-topic", default="/emotions", help="EmotionStateArray topic (default: %(default)s)")
     p.add_argument("--label-topic", default=None, help="std_msgs/String label topic of a bag input to copy along")
-    p.add_argument("--video-out", type=Path, default=None, help="write an annotated video (.mp4 or .avi)")
+    p.add_argument("--video-out", type=Path, default=None,
+                   help="write an annotated video at the input's frame rate: .webm (VP8, plays in browsers), "
+                        ".mp4 (H.264 where this OpenCV has an encoder, else mp4v) or .avi (MJPG)")
     p.add_argument("--start-time", type=float, default=None, help="video input: stamp of the first frame (s)")
     p.add_argument("--frame-id", default="camera", help="video/camera input: header frame_id")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
@@ -109,6 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-topic", default="/emotions", help="results bag: EmotionStateArray topic")
     p.add_argument("--image-topic", default=None, help="results bag: image topic (default: its only one)")
     p.add_argument("--out", type=Path, default=None, help="report directory (default: <results dir>/report)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when the labels cannot fit the run (ranges after the last frame, "
+                        "frame numbers read as seconds, a face_id the run never produced); without it these "
+                        "are warnings and the status is 0")
+
+    p = sub.add_parser("eval-set", help="score a profile on a labelled set of real faces (videos + photos)",
+                       description="Run the engine over every labelled video and photo of DIR (DIR/videos/"
+                                   "<video>.labels.csv and .labels_lowconf.csv: start_frame,end_frame_exclusive,"
+                                   "label,face_hint; DIR/images/labels.csv: file,face_id,x,y,w,h,label,confidence,"
+                                   "note) and report, per item and overall, WAR and UAR over all labelled faces "
+                                   "(a missed face is wrong), faces found, phantom faces, track ids per person per "
+                                   "appearance, per-class recall and the confusion matrix; low-confidence labels "
+                                   "apart. Writes report.json, report.md, report.html and confusion PNGs.")
+    p.add_argument("directory", type=Path, help="the labelled folder (e.g. ../shared/data/eval)")
+    p.add_argument("--out", type=Path, default=Path("runs/eval-set"), help="report directory (default: %(default)s)")
+    p.add_argument("--named-images", type=Path, action="append", default=[],
+                   help="also score the photos of this folder, labelled by file name (happy-1.jpg); the "
+                        "largest face is the person (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_engine_options(p)
+    _add_setting_options(p)
 
     p = sub.add_parser("demo", help="the main job: record, run and score a built-in clip (offline, CPU, no ROS)",
                        description="Build a short recording from scikit-image's astronaut photo (pan/zoom over a "
@@ -124,14 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------------------ commands
 
-def _engine(args):
+def _engine(args, **overrides):
     """(engine, info dict) for the chosen profile; says which profile runs and why."""
     from .pipeline import create_engine
 
+    overrides.setdefault("threads", args.threads)  # eval-set's --set threads=N says the same
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
-                                   detector=args.detector, weights_dir=args.weights_dir)
-    info = {"profile": choice.profile.name, "reason": choice.reason}
-    print(f"model profile: {choice.profile.name}\n  why: {choice.reason}")
+                                   detector=args.detector, weights_dir=args.weights_dir, **overrides)
+    threads = engine.threads["torch_intra_op"]
+    info = {"profile": choice.profile.name, "reason": choice.reason, "threads": threads}
+    print(f"model profile: {choice.profile.name} on {engine.device}, {threads} CPU thread(s)\n  why: {choice.reason}")
     return engine, info
 
 
@@ -140,6 +203,8 @@ def _print_run(summary) -> None:
           f"{summary.faces} face estimates) in {summary.wall_s:.1f} s = {summary.fps:.1f} frames/s")
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
+    if summary.video_note:
+        print(f"  note: {summary.video_note}")
 
 
 def _finish_run(summary, command: str) -> int:
@@ -172,7 +237,10 @@ def cmd_record(args) -> int:
 
 def cmd_run(args) -> int:
     from .evaluation import jobs
+    from .evaluation.video import check_video_path
 
+    if args.video_out is not None:
+        check_video_path(args.video_out)  # before the input is opened and the model loaded
     inp = jobs.open_input(args.input, args.topic, args.label_topic, _stamp(args.start_time), args.frame_id,
                           args.max_frames)
     try:
@@ -195,7 +263,9 @@ def cmd_eval(args) -> int:
                                       args.results_topic, args.image_topic)
     _print_scores(ev)
     print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name} and PNG plots)")
-    return 0
+    for warning in ev.warnings:
+        print(f"emotion-perception eval: warning: {warning}", file=sys.stderr)
+    return 1 if args.strict and ev.warnings else 0
 
 
 def _print_scores(ev) -> None:
@@ -213,6 +283,22 @@ def _print_scores(ev) -> None:
     print(f"latency ms p50 {ms(lat['p50'])}  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}")
 
 
+def cmd_eval_set(args) -> int:
+    from .evaluation import evalset
+
+    items = evalset.load_eval_set(args.directory)  # bad labels fail before the model loads
+    for folder in args.named_images:
+        items += evalset.named_image_items(folder)
+    engine, info = _engine(args, min_face_score=args.min_face_score, **parse_settings(args.settings))
+    info.update(detector=getattr(engine.detector, "name", type(engine.detector).__name__),
+                settings=" ".join(args.settings) or "profile defaults", data=str(args.directory))
+    result = evalset.run_eval_set(engine, items, progress=not args.no_progress)
+    paths = evalset.write_eval_set_report(result, args.out, f"Accuracy on {args.directory}", info)
+    print(evalset.summary_line(result.overall.to_dict()))
+    print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .evaluation import demo, jobs
 
@@ -224,7 +310,7 @@ def cmd_demo(args) -> int:
           f"pan/zoom over the face, then {demo.AWAY_FRAMES} frames without a face); labels: {labels}")
     engine, info = _engine(args)
     inp = jobs.open_input(str(bag), demo.TOPIC)
-    summary = jobs.run(inp, engine, out, "max", video_out=None if args.no_video else out / "annotated.mp4",
+    summary = jobs.run(inp, engine, out, "max", video_out=None if args.no_video else out / demo.VIDEO,
                        progress=not args.no_progress, info={**info, "rate": "max"})
     _print_run(summary)
     status = _finish_run(summary, "demo")
@@ -240,7 +326,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "demo": cmd_demo}
+COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "eval-set": cmd_eval_set, "demo": cmd_demo}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

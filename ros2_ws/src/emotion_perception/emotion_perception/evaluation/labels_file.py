@@ -21,6 +21,7 @@ from its log time until the next message; an empty string or "none" ends the lab
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,11 +89,13 @@ def _check_overlaps(ranges, source: str) -> None:
                 )
 
 
-def _number(text: str, what: str, where: str) -> float:
+def non_negative_number(text: str, what: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise LabelsError(f"{where}: {what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise LabelsError(f"{where}: {what} {text!r} is not a finite number")
     if value < 0:
         raise LabelsError(f"{where}: {what} {value:g} is negative")
     return value
@@ -104,9 +107,11 @@ def load_labels(path: str | Path, units: str = "frames") -> Labels:
     if units not in UNITS:
         raise LabelsError(f"label units must be one of {', '.join(UNITS)}, got {units!r}")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LabelsError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LabelsError(f"labels file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     ranges = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0]
@@ -120,8 +125,8 @@ def load_labels(path: str | Path, units: str = "frames") -> Labels:
         where = f"{path}:{number}"
         if len(cells) not in (3, 4):
             raise LabelsError(f"{where}: expected start,end,label[,face_id], got {len(cells)} columns")
-        start = _number(cells[0], "start", where)
-        end = _number(cells[1], "end", where)
+        start = non_negative_number(cells[0], "start", where)
+        end = non_negative_number(cells[1], "end", where)
         if end <= start:
             raise LabelsError(f"{where}: end {end:g} must be greater than start {start:g}")
         try:

@@ -29,7 +29,7 @@ from std_msgs.msg import String
 
 from ..llm.bridge import BridgeReply
 from ..llm.params import PARAMETERS, build_bridge
-from .convert import array_msg_to_estimates
+from ..messages import array_msg_to_estimates
 from .spin import spin
 
 
