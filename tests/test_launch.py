@@ -91,6 +91,9 @@ def test_perception_node_is_a_lifecycle_node_brought_to_active(tree):
     (handler,) = calls(tree, "OnStateTransition")
     assert literal(kwarg(handler, "start_state")) == "configuring"
     assert literal(kwarg(handler, "goal_state")) == "inactive"
+    # only the first configure activates: a later reconfigure (deactivate, cleanup, configure,
+    # activate) must not find the node activated behind its back
+    assert literal(kwarg(handler, "handle_once")) is True
     assert "TRANSITION_ACTIVATE" in ast.unparse(kwarg(handler, "entities"))
 
 
@@ -101,9 +104,9 @@ def test_llm_bridge_behind_its_argument(tree):
     assert ast.unparse(kwarg(bridge, "condition")) == "IfCondition(arg('llm'))"
     assert "llm_params_file" in ast.unparse(kwarg(bridge, "parameters"))
     assert ast.unparse(kwarg(bridge, "remappings")) == "[('emotions', arg('emotions_topic'))]"
-    bridge_yaml = PACKAGE_DIR / "config" / "llm_bridge.yaml"
-    if bridge_yaml.exists():  # written with the bridge; its section must match the node name
-        assert any(key.split("/")[-1] == "llm_bridge" for key in yaml.safe_load(bridge_yaml.read_text()))
+    # the section must match the node under any namespace (namespace:=head), as head.yaml's does
+    for name, node in (("llm_bridge.yaml", "llm_bridge"), ("head.yaml", "perception_node")):
+        assert list(yaml.safe_load((PACKAGE_DIR / "config" / name).read_text())) == [f"/**/{node}"], name
 
 
 def test_launch_and_config_are_installed():

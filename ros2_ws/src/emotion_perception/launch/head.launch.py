@@ -1,7 +1,8 @@
 """Bring up the robot head's emotion perception: `ros2 launch emotion_perception head.launch.py`.
 
 Starts the perception node (a lifecycle node) and, with autostart, configures and activates it
-by itself; optionally starts the LLM bridge on its output. `--show-args` lists the arguments.
+once at start (later transitions are the caller's: reconfigure, a lifecycle manager); optionally
+starts the LLM bridge on its output. `--show-args` lists the arguments.
 Examples:
   ros2 launch emotion_perception head.launch.py camera_topic:=/camera/color/image_raw
   ros2 launch emotion_perception head.launch.py image_transport:=compressed device:=cuda llm:=true
@@ -107,8 +108,9 @@ def generate_launch_description():
         arguments=["--ros-args", "--log-level", arg("log_level")],
     )
 
-    # configure at start; activate when configuring has reached inactive (not after a manual
-    # deactivate, hence start_state)
+    # configure at start; activate when that first configure has reached inactive (not after a
+    # manual deactivate, hence start_state; and only once, so that a later reconfigure —
+    # deactivate, cleanup, configure, activate — or a lifecycle manager stays in charge)
     configure = _transition(perception, Transition.TRANSITION_CONFIGURE, autostart)
     activate = RegisterEventHandler(
         OnStateTransition(
@@ -116,6 +118,7 @@ def generate_launch_description():
             start_state="configuring",
             goal_state="inactive",
             entities=[_transition(perception, Transition.TRANSITION_ACTIVATE, autostart)],
+            handle_once=True,
         )
     )
 

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import apsw
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.errors import ReaderError, WriterError
 
 from ..images import ImageError, encode_compressed
 from ..interfaces import typestore
-from ..ros.convert import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
+from ..messages import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
 from ..types import Frame
 from .bag_format import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGE_NAMES
 
@@ -48,8 +49,10 @@ def latency_topic(results_topic: str) -> str:
     return results_topic.rstrip("/") + "/latency_ms"
 
 # What rosbags and its storage back ends raise on a damaged file (truncated mcap records,
-# a cut-off sqlite database, a missing or broken metadata.yaml).
-_DAMAGE = (ReaderError, sqlite3.DatabaseError, struct.error, EOFError, KeyError, IndexError, ValueError, OSError)
+# a cut-off sqlite database, a missing or broken metadata.yaml). rosbags reads sqlite3 through
+# apsw, whose errors (e.g. apsw.CorruptError while iterating) are not sqlite3's.
+_DAMAGE = (ReaderError, sqlite3.DatabaseError, apsw.Error, struct.error, EOFError, KeyError, IndexError, ValueError,
+           OSError)
 
 
 class BagError(Exception):
@@ -242,6 +245,17 @@ class BagReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def image_stamps(path: str | Path, topic: str | None = None) -> list[int]:
+    """Header stamps of a bag's images in recorded order: frame i of the recording is stamps[i],
+    the numbering offline replay and frame-unit labels use (``topic``: see ``image_topic``)."""
+    with BagReader(path) as bag:
+        stamps = []
+        for message in bag.messages([bag.image_topic(topic)]):
+            stamp = bag.deserialize(message).header.stamp
+            stamps.append(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec))
+    return stamps
 
 
 def default_image_topic(encoding: str) -> str:

@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..engine import LatestFrameWorker
-from ..ros.convert import MessageTypes, estimates_to_array_msg
+from ..messages import MessageTypes, estimates_to_array_msg
 from ..types import EmotionEstimate, Frame
 from .bags import (DEFAULT_BAG_VERSION, DEFAULT_STORAGE, EMOTION_ARRAY, FLOAT64, RESULTS_TOPIC, BagMessage,
                    BagReader, BagWriter, default_image_topic, image_message, latency_topic)

@@ -5,6 +5,9 @@
 (every epoch, with optimizer/scheduler state for resuming), ``best.pt`` (best validation score),
 ``history.jsonl`` (one line per epoch) and ``config.yaml`` (the resolved config).
 
+``emotion-train prepare-dfew --root DFEW --out DIR`` makes DFEW's scene stream first
+(training/prepare_dfew.py; the config's ``dataset.prepared_root`` then points at DIR).
+
 ``emotion-evaluate --checkpoint 'runs/fold{fold}/best.pt' --dataset dfew --root DIR --fold all``
 writes ``report.json`` (UAR, WAR, per-class recall, confusion matrix per fold, mean ± std over
 folds), confusion-matrix PNGs and per-clip predictions.
