@@ -52,7 +52,7 @@ def _require_file(path: str | Path | None, default_name: str, argument: str) -> 
     return path
 
 
-def _check_device(device: str) -> str:
+def check_device(device: str) -> str:
     device = str(device)
     if device.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device must be cpu, cuda[:N] or mps, got {device!r}")
@@ -185,7 +185,7 @@ class BlazeFaceDetector(FaceDetector):
         )
         weights = _require_file(path_to_detector, weights_name, "path_to_detector")
         anchors = _require_file(path_to_anchor, anchors_name, "path_to_anchor")
-        self.device = _check_device(device)
+        self.device = check_device(device)
         from face_alignment.detection.blazeface.blazeface_detector import BlazeFaceDetector as _FA
 
         detector = _FA(
@@ -232,7 +232,7 @@ class SFDDetector(FaceDetector):
     ):
         super().__init__(min_score, min_size)
         weights = _require_file(path_to_detector, "s3fd-619a316812.pth", "path_to_detector")
-        self.device = _check_device(device)
+        self.device = check_device(device)
         from face_alignment.detection.sfd.sfd_detector import SFDDetector as _FA
 
         self.detector = _FA(self.device, path_to_detector=str(weights), filter_threshold=self.min_score)
@@ -242,21 +242,39 @@ class SFDDetector(FaceDetector):
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
 
 
-def _opencv(device, path_to_detector, path_to_anchor, min_score, min_size, **options):
-    return OpenCVCascadeDetector(min_score=min_score, min_size=min_size, **options)
+# Builders: (device, path_to_detector, path_to_anchor, **options) -> detector. ``options`` holds
+# min_score / min_size only when the caller set them, so each class keeps its own defaults.
+def _opencv(device, path_to_detector, path_to_anchor, **options):
+    return OpenCVCascadeDetector(**options)
 
 
 def _blazeface(back_model: bool) -> Callable[..., FaceDetector]:
-    def build(device, path_to_detector, path_to_anchor, min_score, min_size, **options):
-        return BlazeFaceDetector(
-            back_model, device, path_to_detector, path_to_anchor, min_score, min_size, **options
-        )
+    def build(device, path_to_detector, path_to_anchor, **options):
+        return BlazeFaceDetector(back_model, device, path_to_detector, path_to_anchor, **options)
 
     return build
 
 
-def _sfd(device, path_to_detector, path_to_anchor, min_score, min_size, **options):
-    return SFDDetector(device, path_to_detector, min_score, min_size, **options)
+def _sfd(device, path_to_detector, path_to_anchor, **options):
+    return SFDDetector(device, path_to_detector, **options)
+
+
+def _mtcnn(device, path_to_detector, path_to_anchor, **options):
+    from .mtcnn import MTCNNDetector  # imported only when asked for, like face-alignment
+
+    return MTCNNDetector(device, weights_dir=path_to_detector, **options)
+
+
+def _dlib_hog(device, path_to_detector, path_to_anchor, **options):
+    from .dlib_detectors import DlibHOGDetector
+
+    return DlibHOGDetector(**options)
+
+
+def _dlib_cnn(device, path_to_detector, path_to_anchor, **options):
+    from .dlib_detectors import DlibCNNDetector
+
+    return DlibCNNDetector(path_to_detector, **options)
 
 
 DETECTORS: dict[str, Callable[..., FaceDetector]] = {
@@ -264,6 +282,9 @@ DETECTORS: dict[str, Callable[..., FaceDetector]] = {
     "blazeface": _blazeface(back_model=False),
     "blazeface_back": _blazeface(back_model=True),
     "sfd": _sfd,
+    "mtcnn": _mtcnn,
+    "dlib_hog": _dlib_hog,
+    "dlib_cnn": _dlib_cnn,
 }
 
 
@@ -272,16 +293,20 @@ def create_detector(
     device: str = "cpu",
     path_to_detector: str | Path | None = None,
     path_to_anchor: str | Path | None = None,
-    min_score: float = 0.5,
-    min_size: float = 20,
+    min_score: float | None = None,
+    min_size: float | None = None,
     **options,
 ) -> FaceDetector:
     """Build the detector ``name`` (one of ``DETECTORS``); ``options`` go to its class.
 
-    ``opencv`` always runs on the CPU and ignores ``device`` and the weight paths.
+    ``min_score`` / ``min_size`` None: the detector's own default. ``opencv`` and ``dlib_*`` run
+    on the CPU and ignore ``device``; ``path_to_detector`` is MTCNN's folder of pnet/rnet/onet.pt
+    (default: the facenet-pytorch wheel's) and dlib_cnn's .dat file (default: face-recognition-models').
     """
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
-    detector = DETECTORS[name](device, path_to_detector, path_to_anchor, min_score, min_size, **options)
+    given = {"min_score": min_score, "min_size": min_size}
+    options.update({k: v for k, v in given.items() if v is not None})
+    detector = DETECTORS[name](device, path_to_detector, path_to_anchor, **options)
     log.info("face detector %s on %s", detector.name, device)
     return detector
