@@ -74,7 +74,8 @@ def main() -> None:
         root = Path(tmp)
         make_layouts(root, args.clips, args.frames)
         datasets = {
-            "dfew (frame doubles as scene)": ClipDataset(read_dfew(root / "dfew", 1, "train"), train=True),
+            "dfew (frame doubles as scene)": ClipDataset(read_dfew(root / "dfew", 1, "train"), train=True,
+                                                         scene_from_face=True),
             "ferv39k (faces + 640x360 scenes)": ClipDataset(read_ferv39k(root / "ferv", "train"), train=True),
         }
         for name, ds in datasets.items():

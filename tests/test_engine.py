@@ -163,6 +163,28 @@ def test_two_sources_same_box_are_different_tracks():
     assert len(engine.buffers) == 2 and engine.stats()["sources"] == 2
 
 
+def test_face_ids_carry_the_camera_index_once_several_cameras_are_declared():
+    engine = PerceptionEngine(ConvModel(), always(FACE), EngineConfig(**CPU))
+    (alone,) = engine.process(frames(1, "left")[0])
+    assert alone.face_id == "face_1"  # one camera: plain ids
+    engine.set_cameras(["left", "right"])
+    for a, b in zip(frames(3, "left"), frames(3, "right", seed=1)):
+        left, right = engine.process_batch([b, a])[::-1]  # batch order does not pick the index
+    assert (left[0].face_id, right[0].face_id) == ("cam0_face_1", "cam1_face_1")
+    assert left[0].frames_used == 3  # set_cameras started the tracks afresh
+    (third,) = engine.process(frames(1, "extra")[0])
+    assert third.face_id == "cam2_face_1"  # an undeclared camera takes the next index
+    with pytest.raises(ValueError, match="distinct"):
+        engine.set_cameras(["a", "a"])
+
+
+def test_undeclared_second_camera_still_gets_distinct_ids():
+    engine = PerceptionEngine(ConvModel(), always(FACE), EngineConfig(**CPU))
+    (a,) = engine.process(frames(1, "a")[0])
+    (b,) = engine.process(frames(1, "b")[0])
+    assert (a.face_id, b.face_id) == ("face_1", "cam1_face_1")
+
+
 def test_expired_tracks_are_freed_and_slots_reused():
     det = ScriptedDetector(lambda i, rgb: [(FACE, 0.9)] if i < 3 or i >= 6 else [])
     engine = PerceptionEngine(ConvModel(), det, EngineConfig(max_missed=2, **CPU))

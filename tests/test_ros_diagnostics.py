@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
-from emotion_perception.ros.diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate
+from emotion_perception.ros.diagnostics import (ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate,
+                                                evaluate_camera)
+from emotion_perception.types import Frame
 
 
 class FakeClock:
@@ -16,20 +19,27 @@ class FakeClock:
         return self.t
 
 
-def run(monitor, clock, seconds, fps, latency_s, publish_every=1, drop_every=0, drop_rest=False):
-    """Feed ``fps`` frames per second; publish every n-th after ``latency_s`` (dropping the others
-    with ``drop_rest``); drop every m-th."""
+def frame(source=""):
+    return Frame(np.zeros((2, 2, 3), np.uint8), source=source)
+
+
+def run(monitor, clock, seconds, fps, latency_s, publish_every=1, drop_every=0, drop_rest=False, source=""):
+    """Feed ``fps`` frames per second from ``source``; publish every n-th after ``latency_s``
+    (dropping the others with ``drop_rest``); reject every m-th as a bad image."""
     for i in range(int(seconds * fps)):
         clock.t += 1.0 / fps
-        received = monitor.received()
+        received = monitor.received(source)
         if drop_every and i % drop_every == 0:
-            monitor.dropped()
-        elif i % publish_every == 0:
+            monitor.rejected(source)
+            continue
+        f = frame(source)
+        monitor.admit(f, received)
+        if i % publish_every == 0:
             clock.t += latency_s
-            monitor.published(received)
+            assert monitor.published(f)
             clock.t -= latency_s
         elif drop_rest:
-            monitor.dropped()
+            assert monitor.dropped(f)
 
 
 def test_healthy_camera_is_ok():
@@ -99,3 +109,73 @@ def test_stale_and_inactive():
     assert evaluate(monitor.snapshot(), Thresholds(), active=False).level == OK
     # the old samples left the window: no latency to report
     assert monitor.snapshot().latency_p95_ms is None and monitor.snapshot().rate_hz == 0
+
+
+def two_cameras(clock, seconds, fps=30, latency_s=0.02):
+    """A monitor that saw both cameras at ``fps`` for ``seconds``, every frame published."""
+    monitor = ProcessingMonitor(window_s=5.0, clock=clock, cameras=["/left", "/right"])
+    for _ in range(int(seconds * fps)):
+        clock.t += 1.0 / fps
+        for source in ("/left", "/right"):
+            f = frame(source)
+            monitor.admit(f, monitor.received(source))
+            clock.t += latency_s
+            assert monitor.published(f)
+            clock.t -= latency_s
+    return monitor
+
+
+def test_one_camera_stopping_warns_within_the_timeout_while_the_other_runs():
+    clock = FakeClock()
+    th = Thresholds()
+    monitor = two_cameras(clock, seconds=3)
+    snap = monitor.snapshot()
+    assert evaluate(snap, th).level == OK and list(snap.cameras) == ["/left", "/right"]
+    stopped_at = clock.t
+    # the left camera keeps running; the diagnostics timer looks every 0.5 s
+    first_warn = None
+    for _tick in range(6):
+        for _ in range(15):
+            clock.t += 1 / 30
+            f = frame("/left")
+            monitor.admit(f, monitor.received("/left"))
+            monitor.published(f)
+        report = evaluate(monitor.snapshot(), th)
+        if report.level != OK and first_warn is None:
+            first_warn = (clock.t - stopped_at, report)
+    waited, report = first_warn
+    assert th.camera_timeout_s < waited <= th.camera_timeout_s + 0.5
+    assert report.level == WARN and report.message == f"/right: no image for {waited:.1f} s"
+    snap = monitor.snapshot()
+    left, right = evaluate_camera(snap.cameras["/left"], th), evaluate_camera(snap.cameras["/right"], th)
+    assert left.level == OK and right.level == WARN and right.message.startswith("no image for 3.0")
+    assert dict(right.values)["seconds since last image"] == "3.0"
+    # the 5 s window still holds 2 s of the right camera's frames
+    assert snap.cameras["/left"].rate_hz == pytest.approx(30, rel=0.02)
+    assert snap.cameras["/right"].rate_hz == pytest.approx(12, rel=0.05)
+
+
+def test_a_camera_that_never_sends_is_named():
+    clock = FakeClock()
+    monitor = ProcessingMonitor(clock=clock, cameras=["/left", "/right"])
+    run(monitor, clock, seconds=2, fps=10, latency_s=0.01, source="/left")
+    report = evaluate(monitor.snapshot(), Thresholds())
+    assert report.level == WARN and report.message == "/right: no image received in 2.0 s"
+
+
+def test_counts_add_up_per_camera():
+    clock = FakeClock()
+    monitor = ProcessingMonitor(clock=clock, cameras=["/a", "/b"])
+    run(monitor, clock, seconds=2, fps=10, latency_s=0.03, publish_every=3, drop_rest=True, source="/a")
+    run(monitor, clock, seconds=1, fps=10, latency_s=0.05, drop_every=4, source="/b")
+    broken = frame("/b")
+    monitor.admit(broken, monitor.received("/b"))
+    assert monitor.failed(broken) and not monitor.failed(broken)  # one outcome per frame
+    assert not monitor.published(frame("/b"))  # never admitted: not counted
+    snap = monitor.snapshot()
+    a, b = snap.cameras["/a"], snap.cameras["/b"]
+    assert (a.received, a.processed, a.dropped, a.errors) == (20, 7, 13, 0)
+    assert (b.received, b.processed, b.dropped, b.errors) == (11, 7, 3, 1)
+    assert snap.received == 31 and snap.processed == 14 and snap.dropped == 16 and snap.errors == 1
+    assert monitor.in_flight == 0
+    assert a.latency_p50_ms == pytest.approx(30) and b.latency_p95_ms == pytest.approx(50)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from fake_datasets import make_dfew, make_ferv39k
+from fake_datasets import BlobDetector, make_dfew, make_ferv39k
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -17,6 +17,7 @@ from emotion_perception.models.registry import build_model
 from emotion_perception.training.cli import evaluate_main, train_main
 from emotion_perception.training.config import ConfigError, TrainConfig
 from emotion_perception.training.datasets import ClipDataset, read_dfew, read_ferv39k
+from emotion_perception.training.prepare_dfew import prepare_dfew
 from emotion_perception.training.trainer import CrossEntropyCriterion, Trainer, make_criterion, trainable_parameters
 
 PROFILE = "tiny-test-ous"
@@ -26,7 +27,8 @@ PROFILE = "tiny-test-ous"
 def dfew(tmp_path_factory):
     """Fake DFEW, five folds, 3 training + 1 test clip per class and fold, 4..12 frames each."""
     root = tmp_path_factory.mktemp("dfew")
-    make_dfew(root, clips_per_class=3, frames=(4, 12), folds=(1, 2, 3, 4, 5), size=32)
+    make_dfew(root, clips_per_class=3, frames=(4, 12), folds=(1, 2, 3, 4, 5), size=32, originals=True)
+    prepare_dfew(root, root / "prepared", BlobDetector(), progress=False, face_size=32)  # the real scene stream
     return root
 
 
@@ -36,7 +38,8 @@ def _config(path, root, out, epochs):
         "device": "cpu",
         "seed": 1,
         "out": str(out),
-        "dataset": {"kind": "dfew", "root": str(root), "fold": 1, "num_frames": 4, "val_fraction": 0.34},
+        "dataset": {"kind": "dfew", "root": str(root), "fold": 1, "num_frames": 4, "val_fraction": 0.34,
+                    "prepared_root": str(root / "prepared")},
         "train": {"epochs": epochs, "batch_size": 8, "lr": "2e-3", "amp": True, "num_workers": 0},
     }
     path.write_text(yaml.safe_dump(cfg))
@@ -75,7 +78,8 @@ def test_train_resume_and_evaluate_end_to_end(dfew, tmp_path, capsys):
     # One fold.
     report_dir = tmp_path / "eval1"
     assert evaluate_main(["--checkpoint", str(out / "best.pt"), "--dataset", "dfew", "--root", str(dfew),
-                          "--fold", "1", "--out", str(report_dir), "--num-workers", "0", "--no-progress"]) == 0
+                          "--fold", "1", "--out", str(report_dir), "--num-workers", "0", "--no-progress",
+                          "--prepared-root", str(dfew / "prepared")]) == 0
     report = json.loads((report_dir / "report.json").read_text())
     fold = report["folds"]["fold1"]
     cm = np.array(fold["confusion_matrix"])
@@ -95,7 +99,7 @@ def test_train_resume_and_evaluate_end_to_end(dfew, tmp_path, capsys):
         (tmp_path / f"fold{k}" / "best.pt").write_bytes((out / "best.pt").read_bytes())
     pattern = str(tmp_path / "fold{fold}" / "best.pt")
     assert evaluate_main(["--checkpoint", pattern, "--dataset", "dfew", "--root", str(dfew), "--fold", "all",
-                          "--num-workers", "0", "--no-progress"]) == 0
+                          "--num-workers", "0", "--no-progress", "--prepared-root", str(dfew / "prepared")]) == 0
     report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
     uars = [report["folds"][f"fold{k}"]["uar"] for k in range(1, 6)]
     wars = [report["folds"][f"fold{k}"]["war"] for k in range(1, 6)]
@@ -166,11 +170,19 @@ def test_config_defaults_and_coercion(tmp_path):
 def test_example_configs_parse():
     from emotion_perception.training import cli
 
-    configs = sorted((cli.Path(cli.__file__).parent / "configs").glob("*.yaml"))
-    assert configs
-    for path in configs:
-        cfg = TrainConfig.from_yaml(path)
-        assert cfg.train.lr == pytest.approx(2e-3) and cfg.train.batch_size == 16 and cfg.train.epochs == 60
+    configs = {p.name: TrainConfig.from_yaml(p) for p in (cli.Path(cli.__file__).parent / "configs").glob("*.yaml")}
+    assert set(configs) == {"dfew_ous_fold1.yaml", "dfew_duse_fold1.yaml", "ferv39k_ous.yaml", "ferv39k_duse.yaml"}
+    for name, cfg in configs.items():
+        assert cfg.train.batch_size == 16 and cfg.train.epochs == 60
+        if cfg.profile.startswith("duse"):  # the DuSE paper's recipe: Adam 1e-3 and its four augmentations
+            assert cfg.train.lr == pytest.approx(1e-3)
+            a = cfg.augment
+            assert a.flip == 0.5 and a.crop_scale < 1 and a.rotation > 0 and a.colour_jitter > 0
+        else:  # OUS: Adam 2e-3
+            assert cfg.train.lr == pytest.approx(2e-3)
+    # OUS on DFEW reads the scene stream that prepare-dfew makes from the original videos.
+    dfew_ous = configs["dfew_ous_fold1.yaml"].dataset
+    assert dfew_ous.prepared_root and not dfew_ous.scene_from_face
 
 
 @pytest.mark.slow
@@ -180,7 +192,8 @@ def test_loop_learns_a_separable_set(tmp_path):
     make_dfew(tmp_path, clips_per_class=2, frames=(4, 8), size=32)
     records = read_dfew(tmp_path, 1, "train")
     model = build_model(PROFILE, "cpu")
-    kw = dict(num_frames=4, face_size=model.face_size, scene_size=model.scene_size, with_scene=True)
+    kw = dict(num_frames=4, face_size=model.face_size, scene_size=model.scene_size, with_scene=True,
+              scene_from_face=True)
     train = DataLoader(ClipDataset(records, train=True, **kw), batch_size=7, shuffle=True)
     same = DataLoader(ClipDataset(records, **kw), batch_size=14)
     criterion = make_criterion(model)

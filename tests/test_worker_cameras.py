@@ -40,16 +40,17 @@ def frame(source, stamp):
 @pytest.fixture
 def setup():
     engine = GatedEngine()
-    results, errors = [], []
+    results, errors, drops = [], [], []
     worker = LatestFrameWorker(engine, lambda f, e: results.append((f.source, f.stamp_ns, len(e))),
-                               lambda f, err: errors.append((f.source, f.stamp_ns, str(err))))
-    yield engine, worker, results, errors
+                               lambda f, err: errors.append((f.source, f.stamp_ns, str(err))),
+                               on_drop=lambda f: drops.append((f.source, f.stamp_ns)))
+    yield engine, worker, results, errors, drops
     engine.gate.set()
     worker.close()
 
 
 def test_latest_frame_of_each_camera_in_one_batch(setup):
-    engine, worker, results, errors = setup
+    engine, worker, results, errors, drops = setup
     assert worker.submit(frame("a", 1))
     assert engine.entered.wait(5)  # frame 1 in flight; now both cameras pile up frames
     assert worker.submit(frame("a", 2))
@@ -61,10 +62,12 @@ def test_latest_frame_of_each_camera_in_one_batch(setup):
     assert engine.batches == [[("a", 1)], [("a", 3), ("b", 11)]]
     assert results == [("a", 1, 1), ("a", 3, 1), ("b", 11, 1)]
     assert worker.dropped == 2 and engine.drops == 2 and errors == []
+    assert drops == [("a", 2), ("b", 10)]  # each replaced frame reported once
+    assert worker.submitted == 5 == len(results) + len(drops)
 
 
 def test_a_failing_batch_does_not_stop_the_worker(setup):
-    engine, worker, results, errors = setup
+    engine, worker, results, errors, drops = setup
     engine.fail_on = 5
     engine.gate.set()
     worker.submit(frame("a", 5))
@@ -75,7 +78,7 @@ def test_a_failing_batch_does_not_stop_the_worker(setup):
 
 
 def test_close_drops_pending_and_refuses_more(setup):
-    engine, worker, results, errors = setup
+    engine, worker, results, errors, drops = setup
     worker.submit(frame("a", 1))
     assert engine.entered.wait(5)
     worker.submit(frame("b", 2))
@@ -83,6 +86,21 @@ def test_close_drops_pending_and_refuses_more(setup):
     closer.start()
     engine.gate.set()
     closer.join(5)
-    assert worker.dropped == 1 and results == [("a", 1, 1)]
+    assert worker.dropped == 1 and results == [("a", 1, 1)] and drops == [("b", 2)]
     with pytest.raises(RuntimeError, match="closed"):
         worker.submit(frame("a", 3))
+
+
+def test_every_frame_ends_in_exactly_one_callback(setup):
+    engine, worker, results, errors, drops = setup
+    engine.fail_on = 4
+    worker.submit(frame("a", 1))
+    assert engine.entered.wait(5)
+    for stamp in (2, 3, 4):  # 2 and 3 are replaced; 4 waits and then fails
+        worker.submit(frame("a", stamp))
+    worker.submit(frame("b", 20))
+    engine.gate.set()
+    assert worker.wait_idle(5)
+    outcomes = sorted([r[1] for r in results] + [e[1] for e in errors] + [d[1] for d in drops])
+    assert outcomes == [1, 2, 3, 4, 20] and worker.submitted == 5
+    assert [e[1] for e in errors] == [4, 20]  # 20 shared the failing batch

@@ -1,4 +1,5 @@
-"""The LLM bridge node in-process, on a real ROS 2 graph (Humble/Jazzy), against the Ollama stand-in.
+"""The LLM bridge node in-process, on a real ROS 2 graph (Humble/Jazzy), against the Ollama stand-in
+and against a real llama.cpp server.
 
 Skips without rclpy and the built emotion_msgs (source the workspace: `. install/setup.bash`).
 """
@@ -19,7 +20,8 @@ from sensor_msgs.msg import RegionOfInterest  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from emotion_perception.ros.llm_bridge_node import LLMBridgeNode  # noqa: E402
-from llm_servers import StandInServer  # noqa: E402
+from emotion_perception.llm.backends import OpenAICompatibleBackend  # noqa: E402
+from llm_servers import StandInServer, llama_cpp_available, llama_server  # noqa: E402
 from ros_graph import ros_context, spinning, wait_for  # noqa: E402
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -105,3 +107,43 @@ def test_node_injects_context_answers_service_and_topic_and_reports_errors(graph
     late: list[str] = []  # transient-local: a late subscriber still gets the current sentence
     peer.create_subscription(String, "emotion_context", lambda m: late.append(m.data), LATCHED)
     wait_for(lambda: late == [contexts[-1]], what="the latched context for a late subscriber")
+
+
+def test_node_answers_from_a_real_llama_cpp_server(shared_data):
+    """The Chat service and reply_tokens against llama-cpp-python's OpenAI-compatible server (tiny
+    random-weight Qwen2, greedy): the node's reply is what the server says to the same messages."""
+    model = shared_data / "llm" / "tiny-random-qwen2.gguf"
+    if not model.is_file():
+        pytest.skip(f"{model} not found")
+    if not llama_cpp_available():
+        pytest.skip("llama-cpp-python with its server extra is not installed (pip install 'llama-cpp-python[server]')")
+    options = {"temperature": 0.0, "max_tokens": 8}
+    with llama_server(model) as url, ros_context() as context:
+        bridge = LLMBridgeNode(context=context, parameter_overrides=[
+            Parameter("backend", value="openai"),
+            Parameter("openai_base_url", value=url + "/v1"),
+            Parameter("model", value="tiny"),
+            Parameter("temperature", value=options["temperature"]),
+            Parameter("max_tokens", value=options["max_tokens"]),
+            Parameter("timeout_s", value=60.0),
+            Parameter("retries", value=0),
+        ])
+        peer = rclpy.create_node("llm_bridge_llama_peer", context=context)
+        tokens: list[str] = []
+        peer.create_subscription(String, "reply_tokens", lambda m: tokens.append(m.data), 100)
+        chat = peer.create_client(Chat, "chat")
+        with spinning(context, bridge, peer, threads=bridge.service_slots + 3):
+            wait_for(lambda: bridge.token_pub.get_subscription_count(), what="discovery of reply_tokens")
+            assert chat.wait_for_service(timeout_sec=10)
+            future = chat.call_async(Chat.Request(text="Hello robot!", user_id="ann"))
+            wait_for(future.done, 120, "the chat service reply")
+            response = future.result()
+            assert response.success, response.error
+            assert response.emotion_context == "No one is visible."
+            sent = bridge.bridge.prompt.messages(response.emotion_context, [], "Hello robot!")
+            direct = OpenAICompatibleBackend(base_url=url + "/v1", model="tiny", options=options, timeout=60, retries=0)
+            expected = direct.chat(sent)
+            direct.close()
+            assert expected.ok and expected.text, expected.error  # greedy: a non-empty, repeatable answer
+            assert response.reply == expected.text
+            wait_for(lambda: "".join(tokens) == response.reply, what="the streamed tokens")

@@ -221,7 +221,7 @@ def test_configure_fails_cleanly_on_an_unknown_profile(lite_profile):
 
 def _launch_available():
     if shutil.which("ros2") is None:
-        pytest.skip("the ros2 CLI is not on PATH")
+        pytest.skip("needs the ros2 CLI and launch (a full ROS 2 install; not on PyPI, so not in the pip Jazzy stack)")
     from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
     try:

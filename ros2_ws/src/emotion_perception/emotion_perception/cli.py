@@ -3,6 +3,7 @@
     emotion-perception record VIDEO|CAMERA OUT_BAG      video file / camera -> rosbag2 of images
     emotion-perception run INPUT --out DIR              bag / video / camera -> results bag + JSON-lines
     emotion-perception eval RESULTS --labels CSV --out DIR   score against labels -> report
+    emotion-perception eval-set DIR [--profile P]      score on a labelled set of real faces -> report
     emotion-perception demo [--out runs/demo]           all of the above on a built-in clip
 
 Every failure the user can fix (missing topic, damaged bag, bad labels, missing weights) ends
@@ -42,6 +43,39 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 (default: the profile's choice)")
     p.add_argument("--detector", default=None, help="face detector backend (default: the profile's)")
     p.add_argument("--weights-dir", type=Path, default=None, help="where downloaded weights live")
+
+
+def _add_setting_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-face-score", type=float, default=None, help="detector score threshold (default: the profile's)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override an engine setting (EngineConfig field, e.g. face_margin=0.1, max_missed=10, "
+                        "min_hits=2); repeatable")
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``["face_margin=0.1", ...]`` -> EngineConfig overrides, each converted to its field's type."""
+    from dataclasses import fields
+
+    from .engine import EngineConfig
+
+    types = {f.name: type(f.default) for f in fields(EngineConfig)}
+    settings = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in types:
+            raise ValueError(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(types))}")
+        kind = types[name]
+        if kind is bool:
+            if text.strip().lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {pair!r}: {name} takes true or false")
+            settings[name] = text.strip().lower() in ("true", "1")
+        else:
+            try:
+                settings[name] = kind(text) if kind in (int, float, str) else text
+            except ValueError:
+                raise ValueError(f"--set {pair!r}: {name} takes a {kind.__name__}") from None
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-topic", default=None, help="results bag: image topic (default: its only one)")
     p.add_argument("--out", type=Path, default=None, help="report directory (default: <results dir>/report)")
 
+    p = sub.add_parser("eval-set", help="score a profile on a labelled set of real faces (videos + photos)",
+                       description="Run the engine over every labelled video and photo of DIR (DIR/videos/"
+                                   "<video>.labels.csv and .labels_lowconf.csv: start_frame,end_frame_exclusive,"
+                                   "label,face_hint; DIR/images/labels.csv: file,face_id,x,y,w,h,label,confidence,"
+                                   "note) and report, per item and overall, WAR and UAR over all labelled faces "
+                                   "(a missed face is wrong), faces found, phantom faces, track ids per person per "
+                                   "appearance, per-class recall and the confusion matrix; low-confidence labels "
+                                   "apart. Writes report.json, report.md, report.html and confusion PNGs.")
+    p.add_argument("directory", type=Path, help="the labelled folder (e.g. ../shared/data/eval)")
+    p.add_argument("--out", type=Path, default=Path("runs/eval-set"), help="report directory (default: %(default)s)")
+    p.add_argument("--named-images", type=Path, action="append", default=[],
+                   help="also score the photos of this folder, labelled by file name (happy-1.jpg); the "
+                        "largest face is the person (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_engine_options(p)
+    _add_setting_options(p)
+
     p = sub.add_parser("demo", help="the main job: record, run and score a built-in clip (offline, CPU, no ROS)",
                        description="Build a short recording from scikit-image's astronaut photo (pan/zoom over a "
                                    "smiling face, then frames without a face), write it as a bag, run the best "
@@ -124,12 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------------------ commands
 
-def _engine(args):
+def _engine(args, **overrides):
     """(engine, info dict) for the chosen profile; says which profile runs and why."""
     from .pipeline import create_engine
 
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
-                                   detector=args.detector, weights_dir=args.weights_dir)
+                                   detector=args.detector, weights_dir=args.weights_dir, **overrides)
     info = {"profile": choice.profile.name, "reason": choice.reason}
     print(f"model profile: {choice.profile.name}\n  why: {choice.reason}")
     return engine, info
@@ -213,6 +264,22 @@ def _print_scores(ev) -> None:
     print(f"latency ms p50 {ms(lat['p50'])}  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}")
 
 
+def cmd_eval_set(args) -> int:
+    from .evaluation import evalset
+
+    items = evalset.load_eval_set(args.directory)  # bad labels fail before the model loads
+    for folder in args.named_images:
+        items += evalset.named_image_items(folder)
+    engine, info = _engine(args, min_face_score=args.min_face_score, **parse_settings(args.settings))
+    info.update(detector=getattr(engine.detector, "name", type(engine.detector).__name__),
+                settings=" ".join(args.settings) or "profile defaults", data=str(args.directory))
+    result = evalset.run_eval_set(engine, items, progress=not args.no_progress)
+    paths = evalset.write_eval_set_report(result, args.out, f"Accuracy on {args.directory}", info)
+    print(evalset.summary_line(result.overall.to_dict()))
+    print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .evaluation import demo, jobs
 
@@ -240,7 +307,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "demo": cmd_demo}
+COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "eval-set": cmd_eval_set, "demo": cmd_demo}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -66,8 +66,8 @@ class EngineConfig:
 class _Source:
     """Per-camera state: its tracker, frame counter and latest scene feature."""
 
-    def __init__(self, config: EngineConfig):
-        self.tracker = FaceTracker(config.iou_threshold, config.max_missed)
+    def __init__(self, config: EngineConfig, id_prefix: str):
+        self.tracker = FaceTracker(config.iou_threshold, config.max_missed, id_prefix)
         self.frames = 0
         self.scene: torch.Tensor | None = None
 
@@ -97,6 +97,10 @@ class PerceptionEngine:
 
     ``detector`` is anything with ``detect(rgb) -> list[Detection]``. Thread-safe: one call at a
     time (``LatestFrameWorker`` runs it on its own thread while others read ``stats()``).
+
+    Face ids are unique across cameras: with one camera they read ``face_<n>``; once the engine
+    serves several (``set_cameras``), every id carries its camera's index: ``cam0_face_1``,
+    ``cam1_face_1``. A source nobody declared gets the next index when it first appears.
     """
 
     def __init__(self, model: EmotionModel, detector, config: EngineConfig | None = None):
@@ -115,6 +119,7 @@ class PerceptionEngine:
         streams = ("face", "scene") if self.uses_scene else ("face",)
         self.buffers = WindowBuffers(self.config.window, self.device, streams, capacity=2 * cap)
         self._sources: dict[str, _Source] = {}
+        self._cameras: list[str] = []  # sources in camera-index order
         self._latency = LatencyStats()
         self._frames = self._faces = self._dropped = 0
         self._lock = threading.RLock()  # one frame at a time
@@ -171,6 +176,22 @@ class PerceptionEngine:
             self._frames = self._faces = self._dropped = 0
             self._latency.clear()
 
+    def set_cameras(self, sources: Sequence[str]) -> None:
+        """Declare the cameras (``Frame.source`` values) in index order, e.g. the node's image
+        topics; with two or more, each face id starts with ``cam<index>_``. Forgets all tracks."""
+        sources = list(sources)
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"set_cameras: sources must be distinct, got {sources}")
+        with self._lock:
+            self.reset()
+            self._cameras = sources
+
+    def _new_source(self, source: str) -> _Source:
+        if source not in self._cameras:
+            self._cameras.append(source)
+        index = self._cameras.index(source)
+        return _Source(self.config, f"cam{index}_" if len(self._cameras) > 1 else "")
+
     def reset(self, source: str | None = None) -> None:
         """Forget the tracks, windows and scene of one source (all sources with None)."""
         with self._lock:
@@ -184,7 +205,10 @@ class PerceptionEngine:
     def _run(self, frames: list[Frame]) -> list[list[EmotionEstimate]]:
         t_start = time.perf_counter()
         streams = self._streams
-        states = [self._sources.setdefault(f.source, _Source(self.config)) for f in frames]
+        for frame in frames:
+            if frame.source not in self._sources:
+                self._sources[frame.source] = self._new_source(frame.source)
+        states = [self._sources[f.source] for f in frames]
 
         # detect + track (host)
         faces: list[tuple[int, object]] = []  # (frame index, Track)

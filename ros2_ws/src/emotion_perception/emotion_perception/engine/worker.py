@@ -19,22 +19,29 @@ log = logging.getLogger(__name__)
 
 ResultCallback = Callable[[Frame, list[EmotionEstimate]], None]
 ErrorCallback = Callable[[Frame, Exception], None]
+DropCallback = Callable[[Frame], None]
 
 
 class LatestFrameWorker:
     """Runs the engine on a background thread for the latest submitted frame of each camera.
 
-    ``on_result(frame, estimates)`` and ``on_error(frame, exception)`` run on the worker thread.
+    Every submitted frame ends in exactly one callback, so a caller can account for each one:
+    ``on_result(frame, estimates)`` (worker thread), ``on_error(frame, exception)`` (worker
+    thread), or ``on_drop(frame)`` for a frame that never ran: replaced in its slot (on the thread
+    that submitted the newer frame) or still pending at ``close`` (on the closing thread).
     An exception (bad frame, detector or model failure) fails that batch's frames only (an
     exception in ``on_result`` only its frame); they go to ``on_error`` (or the log) and the
     worker carries on. A failed batch is not retried: the engine may have updated tracks already.
     """
 
-    def __init__(self, engine, on_result: ResultCallback, on_error: ErrorCallback | None = None, name: str = "emotion-engine"):
+    def __init__(self, engine, on_result: ResultCallback, on_error: ErrorCallback | None = None,
+                 name: str = "emotion-engine", on_drop: DropCallback | None = None):
         self.engine = engine
         self.on_result = on_result
         self.on_error = on_error
-        self.dropped = 0  # frames replaced while waiting, never processed
+        self.on_drop = on_drop
+        self.submitted = 0  # = dropped + processed + pending (+ in progress)
+        self.dropped = 0  # frames replaced while waiting, or pending at close: never processed
         self.processed = 0  # frames the engine finished (successfully or not)
         self.failed = 0  # of those, frames whose processing or delivery raised
         self.batches = 0
@@ -50,14 +57,15 @@ class LatestFrameWorker:
         with self._cond:
             if self._closed:
                 raise RuntimeError("LatestFrameWorker is closed")
-            replaced = frame.source in self._slots
+            replaced = self._slots.get(frame.source)
             self._slots[frame.source] = frame
-            if replaced:
+            self.submitted += 1
+            if replaced is not None:
                 self.dropped += 1
             self._cond.notify()
-        if replaced:
-            self.engine.record_drop(1)
-        return not replaced
+        if replaced is not None:
+            self._dropped([replaced])
+        return replaced is None
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no frame is pending or in progress; False on timeout."""
@@ -68,12 +76,12 @@ class LatestFrameWorker:
         """Stop after the batch in progress; pending frames are dropped. True if stopped."""
         with self._cond:
             self._closed = True
-            pending = len(self._slots)
+            pending = list(self._slots.values())
             self._slots.clear()
-            self.dropped += pending
+            self.dropped += len(pending)
             self._cond.notify_all()
         if pending:
-            self.engine.record_drop(pending)
+            self._dropped(pending)
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -114,6 +122,16 @@ class LatestFrameWorker:
                 self._error(frame, err)
                 failed += 1
         return failed
+
+    def _dropped(self, frames: list[Frame]) -> None:
+        self.engine.record_drop(len(frames))
+        if self.on_drop is None:
+            return
+        for frame in frames:
+            try:
+                self.on_drop(frame)
+            except Exception:
+                log.exception("on_drop callback raised")
 
     def _error(self, frame: Frame, err: Exception) -> None:
         if self.on_error is None:

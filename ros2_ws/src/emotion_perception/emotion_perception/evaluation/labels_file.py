@@ -4,7 +4,10 @@ CSV format (``#`` starts a comment, a header row is optional)::
 
     start,end,label[,face_id]
     0,45,happy          # frames 0..44 of the main face (largest box) are happy
-    45,60,neutral,3     # frames 45..59 of tracked face "3" are neutral
+    45,60,neutral,face_3  # frames 45..59 of tracked face "face_3" are neutral
+
+face_id is the tracker's id as in results.jsonl and EmotionState.face_id: ``face_<n>`` for one
+camera, ``cam<i>_face_<n>`` from a node serving several cameras (live evaluation).
 
 Ranges are half-open, ``[start, end)``, in frame indices (``units="frames"``, the recording's
 0-based frame order) or in seconds since the first frame's stamp (``units="seconds"``). A range
@@ -85,7 +88,7 @@ def _check_overlaps(ranges, source: str) -> None:
                 )
 
 
-def _number(text: str, what: str, where: str) -> float:
+def non_negative_number(text: str, what: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -117,8 +120,8 @@ def load_labels(path: str | Path, units: str = "frames") -> Labels:
         where = f"{path}:{number}"
         if len(cells) not in (3, 4):
             raise LabelsError(f"{where}: expected start,end,label[,face_id], got {len(cells)} columns")
-        start = _number(cells[0], "start", where)
-        end = _number(cells[1], "end", where)
+        start = non_negative_number(cells[0], "start", where)
+        end = non_negative_number(cells[1], "end", where)
         if end <= start:
             raise LabelsError(f"{where}: end {end:g} must be greater than start {start:g}")
         try:

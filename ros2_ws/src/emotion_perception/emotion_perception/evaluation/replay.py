@@ -238,8 +238,10 @@ def _run_recorded(engine, items: Iterable[Item], sink: ResultSink, progress: _Pr
                 sink.add_result(item, estimates, (t_done - t_submit) * 1e3)
             progress.update(sink)
 
-    worker = LatestFrameWorker(engine, on_result, on_error, name="replay-engine")
-    last: Item | None = None
+    def on_drop(frame: Frame) -> None:  # replaced by a newer frame, or pending at close
+        sink.add_drop(submitted.pop(id(frame))[0])
+
+    worker = LatestFrameWorker(engine, on_result, on_error, name="replay-engine", on_drop=on_drop)
     wall0 = stamp0 = None
     try:
         for item in items:
@@ -253,10 +255,7 @@ def _run_recorded(engine, items: Iterable[Item], sink: ResultSink, progress: _Pr
                 delay = (stamp - stamp0) / 1e9 - (time.perf_counter() - wall0)
             sink.add_input(item)
             submitted[id(item.frame)] = (item, time.perf_counter())
-            if not worker.submit(item.frame) and last is not None:
-                submitted.pop(id(last.frame), None)  # the frame it replaced never ran
-                sink.add_drop(last)
-            last = item
+            worker.submit(item.frame)
             drain()
             if errors:
                 break
@@ -266,7 +265,7 @@ def _run_recorded(engine, items: Iterable[Item], sink: ResultSink, progress: _Pr
     finally:
         worker.close()
         drain()
-        for item, _ in list(submitted.values()):  # still pending when stopped: never processed
+        for item, _ in list(submitted.values()):  # still in the engine when close gave up waiting
             sink.add_drop(item)
     if errors:
         raise RuntimeError(errors[0])

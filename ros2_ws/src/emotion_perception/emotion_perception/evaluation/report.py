@@ -87,7 +87,7 @@ def plot_latency(ev: Evaluation, path: Path, title: str | None = None) -> Path:
     return Path(path)
 
 
-def _fmt(value, pct: bool = False) -> str:
+def format_value(value, pct: bool = False) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
     return f"{value:.1%}" if pct else (f"{value:.1f}" if isinstance(value, float) else str(value))
@@ -96,13 +96,13 @@ def _fmt(value, pct: bool = False) -> str:
 def _rows(data: dict) -> list[tuple[str, str]]:
     lat = data["latency_ms"]
     return [
-        ("UAR (mean per-class recall)", _fmt(data["uar"], True)),
-        ("WAR (accuracy)", _fmt(data["war"], True)),
+        ("UAR (mean per-class recall)", format_value(data["uar"], True)),
+        ("WAR (accuracy)", format_value(data["war"], True)),
         ("scored samples", f"{data['scored_samples']} of {data['labelled_samples']} labelled"),
         ("labelled but no face found", str(data["missed_faces"])),
         ("frames / processed / dropped", f"{data['frames']} / {data['processed_frames']} / {data['dropped_frames']}"),
         ("frames with faces but no label", str(data["unlabelled_frames_with_faces"])),
-        ("latency p50 / p95 / p99 (ms)", f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])}"),
+        ("latency p50 / p95 / p99 (ms)", f"{format_value(lat['p50'])} / {format_value(lat['p95'])} / {format_value(lat['p99'])}"),
     ]
 
 
@@ -124,29 +124,43 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
     paths["json"] = out / "report.json"
     paths["json"].write_text(json.dumps(data, indent=2) + "\n")
 
-    rows = _rows(data)
-    recall = [(n, _fmt(r, True)) for n, r in data["per_class_recall"].items()]
+    recall = [(n, format_value(r, True)) for n, r in data["per_class_recall"].items()]
     context = [(str(k), str(v)) for k, v in (extra or {}).items()]
+    context += [("results", str(data["source"])), ("labels", str(data["labels"]))]
+    sections = [("Scores", ("metric", "value"), _rows(data)), ("Per-class recall", ("class", "recall"), recall)]
+    paths.update(write_pages(out, title, context, sections, paths))
+    return paths
+
+
+def write_pages(out: Path, title: str, context: list[tuple[str, str]], sections, plots: dict[str, Path]) -> dict[str, Path]:
+    """report.md and report.html: a context list, tables and the PNG ``plots`` (name -> path).
+
+    ``sections``: (heading, column names, rows of cells). Returns {"markdown": ..., "html": ...}.
+    """
+    images = [(k, p.name) for k, p in plots.items() if p.suffix == ".png"]
     md = [f"# {title}", ""]
-    md += [f"- **{k}**: {v}" for k, v in context + [("results", data["source"]), ("labels", data["labels"])]]
-    md += ["", "| metric | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
-    md += ["| class | recall |", "|---|---|", *[f"| {k} | {v} |" for k, v in recall], ""]
-    md += [f"![{k}]({p.name})" for k, p in paths.items() if p.suffix == ".png"]
-    paths["markdown"] = out / "report.md"
-    paths["markdown"].write_text("\n".join(md) + "\n")
+    md += [f"- **{k}**: {v}" for k, v in context]
+    for heading, columns, rows in sections:
+        md += ["", f"## {heading}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        md += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    md += [""] + [f"![{k}]({name})" for k, name in images]
+    written = {"markdown": out / "report.md", "html": out / "report.html"}
+    written["markdown"].write_text("\n".join(md) + "\n")
 
     esc = html.escape
 
-    def table(items):
-        return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items) + "</table>"
+    def table(columns, rows):
+        head = "<tr>" + "".join(f"<th>{esc(str(c))}</th>" for c in columns) + "</tr>" if columns else ""
+        body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table>{head}{body}</table>"
 
     page = [
         "<!doctype html><meta charset='utf-8'>", f"<title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1040px;margin:auto}th{text-align:left;padding-right:1em}</style>",
-        f"<h1>{esc(title)}</h1>", table(context + [("results", str(data["source"])), ("labels", str(data["labels"]))]),
-        "<h2>Scores</h2>", table(rows), "<h2>Per-class recall</h2>", table(recall),
-        *[f"<h2>{esc(k)}</h2><img src='{esc(p.name)}' alt='{esc(k)}'>" for k, p in paths.items() if p.suffix == ".png"],
+        "<style>body{font-family:sans-serif;max-width:1040px;margin:auto}th{text-align:left;padding-right:1em}"
+        "td{padding-right:1em}</style>",
+        f"<h1>{esc(title)}</h1>", table((), context),
+        *[f"<h2>{esc(h)}</h2>{table(c, r)}" for h, c, r in sections],
+        *[f"<h2>{esc(k)}</h2><img src='{esc(name)}' alt='{esc(k)}'>" for k, name in images],
     ]
-    paths["html"] = out / "report.html"
-    paths["html"].write_text("\n".join(page) + "\n")
-    return paths
+    written["html"].write_text("\n".join(page) + "\n")
+    return written

@@ -47,7 +47,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("error_log_period_s", 5.0, "At most one log line per this many seconds for repeated "
           "per-frame errors (corrupt images, inference failures)", low=0.1, high=3600.0,
           at_configure=True),
-    # Diagnostics (/diagnostics at 1 Hz).
+    # Diagnostics (/diagnostics at 2 Hz).
     Param("diag_min_rate_warn_hz", 2.0, "Warn when fewer frames per second are processed while "
           "images arrive", low=0.0, high=1000.0),
     Param("diag_min_rate_error_hz", 0.5, "Error below this processing rate while images arrive",
@@ -61,6 +61,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("diag_drop_error_ratio", 0.98, "Error when this fraction of received frames was dropped",
           low=0.0, high=1.0),
     Param("diag_stale_s", 5.0, "Report STALE when no image arrived for this long while active",
+          low=0.1, high=3600.0),
+    Param("diag_camera_timeout_s", 1.0, "Warn, naming the camera, when one camera sent no image for "
+          "this long (reported within this plus 0.5 s); raise it for cameras slower than ~3 Hz",
           low=0.1, high=3600.0),
 )
 

@@ -14,9 +14,15 @@ Topics (relative names, so namespaces and remapping work):
   ``image_transport: compressed``; ``image_topics`` lists several cameras, one subscription each.
 - out: ``emotions`` (emotion_msgs/EmotionStateArray, all faces of a frame, header = the image's),
   ``emotion`` (emotion_msgs/EmotionState, one message per face, ``face_id`` inside),
-  ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``/diagnostics`` (1 Hz);
-  with hri_msgs installed, ``/humans/faces/<id>/expression`` (hri_msgs/Expression) and
-  ``/humans/faces/tracked`` (hri_msgs/IdsList).
+  ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``/diagnostics`` (2 Hz: the
+  node, then one status per camera); with hri_msgs installed, ``/humans/faces/<id>/expression``
+  (hri_msgs/Expression) and ``/humans/faces/tracked`` (hri_msgs/IdsList).
+
+Several cameras: face ids carry the camera's index in ``image_topics`` (``cam0_face_1``,
+``cam1_face_1``) on every output, so consumers keyed by id (the LLM bridge) see distinct people.
+``/humans/faces/tracked`` is one list over all cameras; with one camera its header is the image's
+(as hri_face_detect does), with several its frame_id is empty, since the ids lie in several
+camera frames (each Expression carries its own image's header).
 
 Inference runs off the executor on a ``LatestFrameWorker`` (one latest-frame slot per camera),
 so a slow model drops stale frames instead of blocking callbacks or growing a queue. The node
@@ -28,7 +34,8 @@ from __future__ import annotations
 import functools
 import gc
 import sys
-from collections import deque
+import threading
+import time
 
 import numpy as np
 import rclpy
@@ -72,9 +79,10 @@ from .convert import (
     image_msg_to_frame,
     rgb_to_image_msg,
 )
-from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate
+from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera
 from .params import BY_NAME, PARAMETERS, Param, engine_options, validate
 from .spin import spin
+from .tracked import TrackedFaces
 
 NODE_NAME = "perception_node"
 _PARAM_TYPES = {
@@ -117,15 +125,15 @@ class PerceptionNode(LifecycleNode):
         self._worker: LatestFrameWorker | None = None
         self._active = False
         self._monitor = ProcessingMonitor()
-        self._worker_drops = 0
-        self._arrivals: dict[str, deque] = {}  # source -> (frame, receive time) in flight
         self._subs: list = []
         self._sources: list[str] = []
         self._pubs: dict = {}  # lifecycle publishers by topic
         self._diag_pub = None
         self._diag_timer = None
         self._hri_pubs: dict = {}  # face id -> Expression publisher
-        self._hri_ids: dict[str, set[str]] = {}  # camera -> face ids it tracks
+        self._tracked: TrackedFaces | None = None
+        self._hri_lock = threading.Lock()  # the worker publishes results, a timer expires faces
+        self._hri_timer = None
 
     # ----------------------------------------------------------------------------- parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -165,8 +173,10 @@ class PerceptionNode(LifecycleNode):
         result = super().on_activate(state)  # enables the lifecycle publishers
         if result != TransitionCallbackReturn.SUCCESS:
             return result
-        self._worker = LatestFrameWorker(self._engine, self._on_result, self._on_error)
-        self._worker_drops = 0
+        self._engine.set_cameras(self._sources)
+        self._monitor = ProcessingMonitor(cameras=self._sources)
+        self._tracked = TrackedFaces(self._engine.config.max_missed)
+        self._worker = LatestFrameWorker(self._engine, self._on_result, self._on_error, on_drop=self._on_drop)
         self._active = True
         self.get_logger().info(f"processing {', '.join(self._sources)} ({self._values['image_transport']})")
         return result
@@ -223,11 +233,15 @@ class PerceptionNode(LifecycleNode):
             if not self._worker.close(timeout=10.0):
                 self.get_logger().warning("the inference worker did not stop within 10 s")
             self._worker = None
-        for pub in self._hri_pubs.values():
-            self.destroy_publisher(pub)
-        self._hri_pubs.clear()
-        self._hri_ids.clear()
-        self._arrivals.clear()
+        with self._hri_lock:
+            tracked = self._pubs.get("tracked")
+            if self._hri_pubs and tracked is not None:  # REP-155: nobody is tracked any more
+                tracked.publish(self._types.IdsList(header=self._neutral_header(), ids=[]))
+            for pub in self._hri_pubs.values():
+                self.destroy_publisher(pub)
+            self._hri_pubs.clear()
+            if self._tracked is not None:
+                self._tracked.clear()
 
     # ----------------------------------------------------------------------------- topics
     def _create_interfaces(self) -> None:
@@ -238,8 +252,9 @@ class PerceptionNode(LifecycleNode):
             self._pubs["debug_image"] = self.create_lifecycle_publisher(Image, "debug_image", 1)
         if v["publish_hri"] and self._hri_supported():
             self._pubs["tracked"] = self.create_lifecycle_publisher(t.IdsList, "/humans/faces/tracked", 1)
+            self._hri_timer = self.create_timer(0.1, self._expire_hri)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._diag_timer = self.create_timer(0.5, self._publish_diagnostics)
 
         compressed = v["image_transport"] == "compressed"
         msg_type = CompressedImage if compressed else Image
@@ -275,9 +290,10 @@ class PerceptionNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs.clear()
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
+        for timer in (self._diag_timer, self._hri_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._diag_timer = self._hri_timer = None
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
             self._diag_pub = None
@@ -297,33 +313,33 @@ class PerceptionNode(LifecycleNode):
         if not self._active or worker is None:
             return
         source = self._sources[index]
-        received = self._monitor.received()
+        monitor = self._monitor
+        received = monitor.received(source)
         try:
             if self._values["image_transport"] == "compressed":
                 frame = compressed_msg_to_frame(msg, source)
             else:
                 frame = image_msg_to_frame(msg, source)
         except ImageError as err:
-            self._monitor.dropped()
+            monitor.rejected(source)
             # rclpy throttles per call site, and its arguments must not change between calls
             self.get_logger().warning(f"dropping an image from {source}: {err}",
                                       throttle_duration_sec=self._values["error_log_period_s"])
             return
-        self._arrivals.setdefault(source, deque(maxlen=2)).append((frame, received))
+        monitor.admit(frame, received)
         try:
             worker.submit(frame)
         except RuntimeError:  # closed by a concurrent deactivate
-            pass
+            monitor.dropped(frame)
 
-    def _received_at(self, frame) -> float | None:
-        for queued, t in tuple(self._arrivals.get(frame.source, ())):
-            if queued is frame:
-                return t
-        return None
+    def _on_drop(self, frame) -> None:
+        """A frame the worker replaced with a newer one, or discarded when it closed."""
+        self._monitor.dropped(frame)
 
     def _on_result(self, frame, estimates) -> None:
         """Worker thread: publish one frame's estimates on every output."""
-        if not self._active:
+        if not self._active:  # finished while deactivating: not published
+            self._monitor.dropped(frame)
             return
         t = self._types
         header = t.header(frame.stamp_ns, frame.frame_id)  # the image's header
@@ -332,43 +348,53 @@ class PerceptionNode(LifecycleNode):
         self._pubs["emotions"].publish(array)
         for state in array.states:
             self._pubs["emotion"].publish(state)
-        received = self._received_at(frame)
-        if received is not None:
-            self._monitor.published(received)
         debug = self._pubs.get("debug_image")
         if debug is not None and debug.get_subscription_count() > 0:
             debug.publish(rgb_to_image_msg(draw_estimates(frame.image, estimates), header, t))
         if "tracked" in self._pubs:
-            self._publish_hri(frame.source, header, estimates)
+            self._publish_hri(frame, header, estimates)
+        self._monitor.published(frame)
 
-    def _publish_hri(self, source: str, header, estimates) -> None:
+    def _neutral_header(self):
+        """For an IdsList not tied to one image: now, no frame."""
+        return Header(stamp=self.get_clock().now().to_msg(), frame_id="")
+
+    def _publish_hri(self, frame, header, estimates) -> None:
         """REP-155: one Expression topic per tracked face, and the list of tracked ids."""
-        prefix = "" if len(self._sources) == 1 else f"cam{self._sources.index(source)}_"
-        faces = {hri_face_id(prefix + str(e.face_id)): e for e in estimates}
-        self._hri_ids[source] = set(faces)
-        for face_id, est in faces.items():
-            pub = self._hri_pubs.get(face_id)
-            if pub is None:
-                pub = self.create_publisher(self._types.Expression, f"/humans/faces/{face_id}/expression", 1)
-                self._hri_pubs[face_id] = pub
-            pub.publish(estimate_to_expression(est, header, self._types.Expression))
-        tracked = set().union(*self._hri_ids.values())
-        for gone in set(self._hri_pubs) - tracked:
+        faces = {hri_face_id(e.face_id): e for e in estimates}
+        with self._hri_lock:
+            for face_id, est in faces.items():
+                pub = self._hri_pubs.get(face_id)
+                if pub is None:
+                    pub = self.create_publisher(self._types.Expression, f"/humans/faces/{face_id}/expression", 1)
+                    self._hri_pubs[face_id] = pub
+                pub.publish(estimate_to_expression(est, header, self._types.Expression))
+            tracked = self._tracked.update(frame.source, faces, time.monotonic())
+            if len(self._sources) > 1:  # the list spans several camera frames
+                header = self._types.header(frame.stamp_ns, "")
+            self._publish_tracked(header, tracked)
+
+    def _expire_hri(self) -> None:
+        """Timer: drop the faces of cameras that stopped sending (see ``TrackedFaces``)."""
+        if not self._active or self._tracked is None:
+            return
+        with self._hri_lock:
+            if self._tracked.expire(time.monotonic()):
+                self._publish_tracked(self._neutral_header(), self._tracked.ids())
+
+    def _publish_tracked(self, header, tracked: list[str]) -> None:
+        for gone in set(self._hri_pubs) - set(tracked):
             self.destroy_publisher(self._hri_pubs.pop(gone))
-        self._pubs["tracked"].publish(self._types.IdsList(header=header, ids=sorted(tracked)))
+        self._pubs["tracked"].publish(self._types.IdsList(header=header, ids=tracked))
 
     def _on_error(self, frame, err: Exception) -> None:
-        self._monitor.failed()
+        self._monitor.failed(frame)
         self.get_logger().warning(
             f"inference failed on a frame from {frame.source}: {type(err).__name__}: {err}",
             throttle_duration_sec=self._values["error_log_period_s"])
 
     # ----------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        worker = self._worker
-        if worker is not None:  # frames the worker replaced in their slot
-            self._monitor.dropped(worker.dropped - self._worker_drops)
-            self._worker_drops = worker.dropped
         thresholds = Thresholds.from_params(
             {p.name: self.get_parameter(p.name).value for p in PARAMETERS if p.name.startswith("diag_")})
         extra = {"cameras": ", ".join(self._sources), "image transport": self._values.get("image_transport", "")}
@@ -378,16 +404,18 @@ class PerceptionNode(LifecycleNode):
         # not engine.stats(): it waits for the engine's lock, i.e. for the batch in progress
         device = str(getattr(self._engine, "device", self._values.get("device", "")))
         extra["device"] = device
-        report = evaluate(self._monitor.snapshot(), thresholds, active=self._active, extra=extra)
-        status = DiagnosticStatus(
-            level=_LEVELS[report.level],
-            name=f"{self.get_name()}: emotion perception",
-            message=report.message,
-            hardware_id=device,
-            values=[KeyValue(key=k, value=val) for k, val in report.values],
-        )
+        snap = self._monitor.snapshot()
+        name = f"{self.get_fully_qualified_name()}: emotion perception"  # unique per namespace
+        reports = [(name, evaluate(snap, thresholds, active=self._active, extra=extra))]
+        reports += [(f"{name}: camera {source}", evaluate_camera(camera, thresholds, active=self._active))
+                    for source, camera in snap.cameras.items()]
+        statuses = [
+            DiagnosticStatus(level=_LEVELS[report.level], name=title, message=report.message, hardware_id=device,
+                             values=[KeyValue(key=k, value=val) for k, val in report.values])
+            for title, report in reports
+        ]
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
-        self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
+        self._diag_pub.publish(DiagnosticArray(header=header, status=statuses))
 
 
 def main(args=None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib
 import inspect
 import json
@@ -32,6 +33,7 @@ from ..labels import CLASS_NAMES
 from ..models import checkpoint as ckpt
 from ..errors import WeightsMissingError
 from ..models.registry import KIND_MODULES, build_model, get_profile
+from .augment import AugmentConfig
 from .config import ConfigError, TrainConfig
 from .datasets import DFEW_FOLDS, ClipDataset, DatasetError, clip_loader, read_split, stratified_split
 from .trainer import Trainer, make_criterion, trainable_parameters
@@ -62,6 +64,22 @@ def make_loader(dataset: ClipDataset, batch_size: int, num_workers: int, *, shuf
                        pin_memory=torch.device(device).type == "cuda")
 
 
+def with_head_overrides(profile, overrides: dict):
+    """``profile`` with the training config's ``head`` settings over its own (the model switches).
+
+    Only the head kind's own settings may be overridden (its module's ``DEFAULTS``): a typo must
+    not train the default silently.
+    """
+    if not overrides:
+        return profile
+    module = importlib.import_module(f"{ckpt.__package__}.{KIND_MODULES[profile.kind]}")
+    known = set(getattr(module, "DEFAULTS", {}))
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"head: unknown keys {sorted(unknown)} for a {profile.kind} head; known: {sorted(known)}")
+    return dataclasses.replace(profile, head={**profile.head, **overrides})
+
+
 def build_untrained(profile, device, weights_dir=None):
     """The profile's model without the trained head checkpoint the profile may name.
 
@@ -78,15 +96,17 @@ def build_untrained(profile, device, weights_dir=None):
     return model
 
 
-def _clip_dataset(model, records, num_frames: int, *, train: bool, flip: float = 0.0) -> ClipDataset:
+def _clip_dataset(model, records, num_frames: int, *, train: bool, scene_from_face: bool = False,
+                  augment: AugmentConfig | None = None) -> ClipDataset:
     return ClipDataset(
         records,
         num_frames=num_frames,
         face_size=model.face_size,
         scene_size=model.scene_size,
         with_scene=model.uses_scene,
+        scene_from_face=scene_from_face,
         train=train,
-        flip=flip,
+        augment=augment,
     )
 
 
@@ -97,7 +117,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     """Train ``cfg.profile`` on the configured dataset; returns a summary dict."""
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    profile = get_profile(cfg.profile)
+    profile = with_head_overrides(get_profile(cfg.profile), cfg.head)
     d, t = cfg.dataset, cfg.train
     num_frames = d.num_frames or profile.window
     # The whole list is checked before the (large) model is built: data errors show up at once.
@@ -106,11 +126,12 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     log.info("%s fold %s: %d training clips, %d validation clips", d.kind, d.fold, len(train_records), len(val_records))
     model = build_untrained(profile, device, cfg.weights_dir)
     train_loader = make_loader(
-        _clip_dataset(model, train_records, num_frames, train=True, flip=t.flip),
+        _clip_dataset(model, train_records, num_frames, train=True, scene_from_face=d.scene_from_face,
+                      augment=cfg.augment),
         t.batch_size, t.num_workers, shuffle=True, device=device,
     )
     val_loader = make_loader(
-        _clip_dataset(model, val_records, num_frames, train=False),
+        _clip_dataset(model, val_records, num_frames, train=False, scene_from_face=d.scene_from_face),
         t.batch_size, t.num_workers, shuffle=False, device=device,
     )
 
@@ -120,7 +141,8 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
     )
     criterion = make_criterion(model, t.alpha)
     trainer = Trainer(
-        model, optimizer, criterion=criterion, device=device, amp=t.amp, grad_clip=t.grad_clip, progress=progress
+        model, optimizer, criterion=criterion, device=device, amp=t.amp, grad_clip=t.grad_clip,
+        warmup_steps=round(t.warmup_epochs * len(train_loader)), progress=progress,
     )
 
     out = Path(cfg.out)
@@ -138,6 +160,7 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
         criterion.load_state_dict(state.get("criterion", {}))
         best, history = state.get("best"), list(state.get("history", []))
         start_epoch = int(meta["epoch"]) + 1
+        trainer.steps_done = (start_epoch - 1) * len(train_loader)
         seed_everything(cfg.seed + start_epoch)  # fresh, reproducible draws after the resume point
         log.info("resumed from %s at epoch %d", resume, start_epoch)
 
@@ -182,7 +205,14 @@ def run_training(cfg: TrainConfig, *, resume: str | Path | None = None, progress
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emotion-train", description="Train an emotion model profile.")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["prepare-dfew"]:
+        from .prepare_dfew import prepare_main
+
+        return prepare_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="emotion-train", description="Train an emotion model profile.",
+        epilog="emotion-train prepare-dfew --root DFEW --out DIR: scene frames + faces from DFEW's original videos")
     parser.add_argument("--config", required=True, help="training config YAML (see training/configs/)")
     parser.add_argument("--resume", help="continue from this last.pt (model, optimizer, scheduler, epoch)")
     parser.add_argument("--out", help="output folder (overrides the config's 'out')")
@@ -218,6 +248,7 @@ def evaluate_checkpoint(
     num_workers: int = 2,
     num_frames: int | None = None,
     reader_options: dict | None = None,
+    scene_from_face: bool = False,
     progress: bool = True,
     models: dict | None = None,
 ):
@@ -228,9 +259,9 @@ def evaluate_checkpoint(
     """
     dev = resolve_device(device)
     header = checkpoint_header(checkpoint)
-    profile = get_profile(profile_name or header["profile"])
+    profile = with_head_overrides(get_profile(profile_name or header["profile"]), header["head"])
     models = {} if models is None else models
-    key = (profile.name, header["seed"])
+    key = (profile.name, header["seed"], json.dumps(header["head"], sort_keys=True))
     if key not in models:
         # Built under the training seed: a backbone without a weight file (the tiny test profiles)
         # is then the one the head was trained on.
@@ -240,8 +271,8 @@ def evaluate_checkpoint(
     meta = ckpt.load_checkpoint(checkpoint, model, profile.name)
     frames = num_frames or (meta.get("extra") or {}).get("num_frames") or profile.window
     records = read_split(kind, root, "test", fold=fold, **(reader_options or {}))
-    loader = make_loader(_clip_dataset(model, records, frames, train=False), batch_size, num_workers,
-                         shuffle=False, device=dev)
+    loader = make_loader(_clip_dataset(model, records, frames, train=False, scene_from_face=scene_from_face),
+                         batch_size, num_workers, shuffle=False, device=dev)
     result = Trainer(model, None, device=dev, amp=dev.type == "cuda", progress=progress).evaluate(
         loader, desc=f"test fold {fold}" if fold else "test"
     )
@@ -250,7 +281,7 @@ def evaluate_checkpoint(
 
 
 def checkpoint_header(path: str | Path) -> dict:
-    """Profile name and training seed of a head checkpoint (needed before its model is built)."""
+    """Profile name, training seed and head overrides of a checkpoint (needed before its model is built)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -261,7 +292,7 @@ def checkpoint_header(path: str | Path) -> dict:
     if not isinstance(payload, dict) or not payload.get("profile"):
         raise ValueError(f"{path} is not a head checkpoint (it names no model profile)")
     config = (payload.get("extra") or {}).get("config") or {}
-    return {"profile": str(payload["profile"]), "seed": int(config.get("seed", 0))}
+    return {"profile": str(payload["profile"]), "seed": int(config.get("seed", 0)), "head": config.get("head") or {}}
 
 
 def _write_predictions(path: Path, result, records) -> None:
@@ -272,7 +303,8 @@ def _write_predictions(path: Path, result, records) -> None:
             w.writerow([records[i].name, CLASS_NAMES[t], CLASS_NAMES[p], *[f"{x:.4f}" for x in probs]])
 
 
-READER_OPTIONS = {"dfew": ("clips_root", "scenes_root"), "ferv39k": ("faces_root", "scenes_root", "split_file")}
+READER_OPTIONS = {"dfew": ("clips_root", "scenes_root", "prepared_root"),
+                  "ferv39k": ("faces_root", "scenes_root", "split_file")}
 
 
 def run_evaluation(args) -> dict:
@@ -288,7 +320,7 @@ def run_evaluation(args) -> dict:
             raise ValueError("FERV39k has one train/test split; leave out --fold")
         folds = [None]
     options = {}
-    for name in ("clips_root", "faces_root", "scenes_root", "split_file"):
+    for name in ("clips_root", "faces_root", "scenes_root", "prepared_root", "split_file"):
         value = getattr(args, name)
         if value is not None:
             if name not in READER_OPTIONS[args.dataset]:
@@ -305,7 +337,8 @@ def run_evaluation(args) -> dict:
         result, records, info = evaluate_checkpoint(
             path, args.dataset, args.root, fold=fold, profile_name=args.profile, device=args.device,
             weights_dir=args.weights_dir, batch_size=args.batch_size, num_workers=args.num_workers,
-            num_frames=args.num_frames, reader_options=options, progress=not args.no_progress, models=models,
+            num_frames=args.num_frames, reader_options=options, scene_from_face=args.scene_from_face,
+            progress=not args.no_progress, models=models,
         )
         tag = f"fold{fold}" if fold is not None else "test"
         title = f"{args.dataset.upper()} {tag}: UAR {result.scores.uar:.2%}  WAR {result.scores.war:.2%}"
@@ -364,6 +397,9 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips-root", help="DFEW: frame folders (default <root>/Clip/clip_224x224)")
     parser.add_argument("--faces-root", help="FERV39k: face crops (default <root>/2_ClipsforFaceCrop)")
     parser.add_argument("--scenes-root", help="scene frames with the same clip folders")
+    parser.add_argument("--prepared-root", help="DFEW: output of 'emotion-train prepare-dfew' (faces + scenes)")
+    parser.add_argument("--scene-from-face", action="store_true",
+                        help="let a scene model see the face crop as its scene when the data has no scenes")
     parser.add_argument("--split-file", help="FERV39k: test list (default <root>/4_setups/All_scenes/test_All.csv)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

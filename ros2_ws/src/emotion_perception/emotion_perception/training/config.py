@@ -1,8 +1,10 @@
 """The training config file (YAML): model profile, dataset, optimisation settings.
 
 Defaults are the OUS paper's: Adam, lr 2e-3, batch 16, 60 epochs, learning rate divided by 3
-after 5 epochs without validation improvement. Unknown keys are an error (a typo must not
-silently fall back to a default).
+after 5 epochs without validation improvement. Sections: ``dataset``, ``train``, ``augment``
+(training/augment.py) and ``head`` (overrides of the profile's head settings: the model
+switches, checked by the model). Unknown keys are an error (a typo must not silently fall back
+to a default).
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
+
+from .augment import AugmentConfig
 
 
 class ConfigError(ValueError):
@@ -26,14 +30,17 @@ class DatasetConfig:
     # Reader options (see training.datasets): override the standard layout's folders/files.
     clips_root: str | None = None  # DFEW frames
     faces_root: str | None = None  # FERV39k face crops
-    scenes_root: str | None = None  # scene frames (FERV39k; optional for DFEW)
+    scenes_root: str | None = None  # scene frames (FERV39k; DFEW: folders named like clip_224x224's)
+    prepared_root: str | None = None  # DFEW: output of `emotion-train prepare-dfew` (paired faces + scenes)
+    scene_from_face: bool = False  # let a scene model see the face crop as its scene (no scene frames)
     train_split_file: str | None = None  # FERV39k
     test_split_file: str | None = None  # FERV39k
 
     def reader_options(self, split: str) -> dict:
         """Keyword arguments for ``datasets.read_split`` for one split."""
         if self.kind == "dfew":
-            opts = {"clips_root": self.clips_root, "scenes_root": self.scenes_root}
+            opts = {"clips_root": self.clips_root, "scenes_root": self.scenes_root,
+                    "prepared_root": self.prepared_root}
         else:
             split_file = self.train_split_file if split == "train" else self.test_split_file
             opts = {"faces_root": self.faces_root, "scenes_root": self.scenes_root, "split_file": split_file}
@@ -52,8 +59,8 @@ class OptimConfig:
     alpha: float | None = None  # loss-switch threshold; None keeps the model's default
     amp: bool = True  # mixed precision, CUDA only
     num_workers: int = 4
-    flip: float = 0.5  # probability of a horizontal flip of a training clip
-    grad_clip: float | None = None
+    grad_clip: float | None = None  # max global gradient norm of the head; None = no clipping
+    warmup_epochs: float = 0.0  # linear LR warm-up over this many epochs (per step, on top of the schedule)
     select: str = "uar"  # validation metric that picks the best checkpoint: uar | war
 
 
@@ -66,6 +73,8 @@ class TrainConfig:
     out: str = "runs/train"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # train-time, one draw per clip
+    head: dict = field(default_factory=dict)  # overrides of the profile's head settings (model switches)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "TrainConfig":
@@ -74,7 +83,11 @@ class TrainConfig:
         data = dict(data)
         dataset = _section(DatasetConfig, data.pop("dataset", {}) or {}, f"{source}: dataset")
         train = _section(OptimConfig, data.pop("train", {}) or {}, f"{source}: train")
-        cfg = _section(cls, data, source, dataset=dataset, train=train)
+        augment = _section(AugmentConfig, data.pop("augment", {}) or {}, f"{source}: augment")
+        head = data.pop("head", {}) or {}
+        if not isinstance(head, dict):
+            raise ConfigError(f"{source}: head: expected a mapping of head settings")
+        cfg = _section(cls, data, source, dataset=dataset, train=train, augment=augment, head=dict(head))
         cfg.validate(source)
         return cfg
 
@@ -112,6 +125,14 @@ class TrainConfig:
             raise ConfigError(f"{source}: train.select must be 'uar' or 'war', got {t.select!r}")
         if not 0.0 < t.plateau_factor < 1.0:
             raise ConfigError(f"{source}: train.plateau_factor must be in (0, 1)")
+        if t.warmup_epochs < 0:
+            raise ConfigError(f"{source}: train.warmup_epochs must be >= 0")
+        if t.grad_clip is not None and t.grad_clip <= 0:
+            raise ConfigError(f"{source}: train.grad_clip must be positive (or null)")
+        try:
+            self.augment.validate("augment")
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,8 +10,13 @@ DFEW (``root`` = the dataset folder)::
     EmoLabel_DataSplit/train(single-labeled)/set_<fold>.csv   header "video_name,label"
     EmoLabel_DataSplit/test(single-labeled)/set_<fold>.csv    labels 1..7 = DFEW's order
 
-DFEW has no separate scene stream; the frame itself serves as the scene unless a ``scenes_root``
-with the same clip folders is given.
+DFEW's ``clip_224x224`` frames are face-aligned crops: they hold no scene. ``emotion-train
+prepare-dfew`` (training/prepare_dfew.py) decodes ``Clip/original/<clip id>.mp4`` into scene
+frames and re-crops the face from each very same frame; with ``prepared_root`` the reader pairs
+``<prepared>/faces/<id>/<k>.jpg`` with ``<prepared>/scenes/<id>/<k>.jpg`` frame by frame. A
+``scenes_root`` with the same clip folders as ``clip_224x224`` is the other way to give scenes.
+Without either, DFEW clips have no scene stream, and ``ClipDataset`` refuses to feed a model that
+uses the scene unless ``scene_from_face`` says the face crop may stand in for it.
 
 FERV39k (each path can be overridden)::
 
@@ -38,6 +43,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..labels import CLASS_NAMES, class_id, polarity_target
+from .augment import AugmentConfig, apply_clip, draw_clip
 from .sampling import frame_names, matching_indices, sample_indices
 
 log = logging.getLogger(__name__)
@@ -58,7 +64,7 @@ class ClipRecord:
     label: int  # canonical class id
     face_dir: Path
     face_frames: tuple[str, ...]  # file names, natural order
-    scene_dir: Path | None = None  # None: the face frames double as the scene
+    scene_dir: Path | None = None  # None: the dataset gives no scene for this clip
     scene_frames: tuple[str, ...] = ()
     source: str = ""  # "split file:line", for error messages
 
@@ -114,17 +120,28 @@ def read_dfew(
     *,
     clips_root: str | Path | None = None,
     scenes_root: str | Path | None = None,
+    prepared_root: str | Path | None = None,
 ) -> list[ClipRecord]:
-    """The clips of one DFEW fold's train or test list."""
+    """The clips of one DFEW fold's train or test list.
+
+    ``prepared_root`` (the output of ``prepare-dfew``) gives each clip paired face and scene
+    frames; a clip in which the detector found no face keeps DFEW's own crops as its face stream,
+    paired with its scene frames by relative time.
+    """
     root = Path(root)
     clips_root = Path(clips_root) if clips_root else root / "Clip" / "clip_224x224"
     csv_path = dfew_split_file(root, fold, split)
     if not csv_path.is_file():
         raise DatasetError(f"DFEW split file {csv_path} does not exist")
-    if not clips_root.is_dir():
-        raise DatasetError(f"DFEW clip folder {clips_root} does not exist")
-    folders = _folder_index(clips_root)
-    scene_folders = _folder_index(Path(scenes_root)) if scenes_root else None
+    if prepared_root and scenes_root:
+        raise DatasetError("give DFEW either prepared_root (prepare-dfew output) or scenes_root, not both")
+    prepared = Path(prepared_root) if prepared_root else None
+    if prepared is not None:
+        prepared_scenes = _folder_index(prepared / "scenes", "prepared DFEW scene")
+        prepared_faces = _folder_index(prepared / "faces", "prepared DFEW face")
+    scene_folders = _folder_index(Path(scenes_root), "DFEW scene") if scenes_root else None
+    # DFEW's own crops: with prepared clips only those without a detected face need them.
+    folders = None if prepared is not None else _folder_index(clips_root, "DFEW clip")
 
     records = []
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
@@ -146,25 +163,43 @@ def read_dfew(
                 number = 0
             if not 1 <= number <= len(DFEW_CLASS_ORDER):
                 raise DatasetError(f"{where}: unknown DFEW label {raw_label!r} (expected 1..7)")
-            folder = folders.get(_clip_id_key(name))
-            if folder is None:
-                raise DatasetError(f"{where}: clip folder for video {name!r} not found in {clips_root}")
-            scene_dir = None
-            if scene_folders is not None:
-                scene_folder = scene_folders.get(_clip_id_key(name))
+            label = class_id(DFEW_CLASS_ORDER[number - 1])
+            key = _clip_id_key(name)
+            if prepared is not None:
+                scene = prepared_scenes.get(key)
+                if scene is None:
+                    raise DatasetError(f"{where}: video {name!r} was not prepared: no {prepared / 'scenes'}/{name}; "
+                                       "run 'emotion-train prepare-dfew' (see its clips.csv for videos it could not read)")
+                face = prepared_faces.get(key)
+                if face is not None:
+                    record = _record(name, label, prepared / "faces" / face, prepared / "scenes" / scene, where)
+                    if record.face_frames != record.scene_frames:
+                        raise DatasetError(f"{where}: prepared faces and scenes of video {name!r} do not pair "
+                                           "frame by frame; delete both folders and re-run prepare-dfew")
+                    records.append(record)
+                    continue
+                scene_dir = prepared / "scenes" / scene
+            elif scene_folders is not None:
+                scene_folder = scene_folders.get(key)
                 if scene_folder is None:
                     raise DatasetError(f"{where}: scene folder for video {name!r} not found in {scenes_root}")
                 scene_dir = Path(scenes_root) / scene_folder
-            label = class_id(DFEW_CLASS_ORDER[number - 1])
+            else:
+                scene_dir = None
+            if folders is None:
+                folders = _folder_index(clips_root, "DFEW clip")
+            folder = folders.get(key)
+            if folder is None:
+                raise DatasetError(f"{where}: clip folder for video {name!r} not found in {clips_root}")
             records.append(_record(name, label, clips_root / folder, scene_dir, where))
     if not records:
         raise DatasetError(f"{csv_path}: no clips listed")
     return records
 
 
-def _folder_index(parent: Path) -> dict[str, str]:
+def _folder_index(parent: Path, what: str) -> dict[str, str]:
     if not parent.is_dir():
-        raise DatasetError(f"clip folder {parent} does not exist")
+        raise DatasetError(f"{what} folder {parent} does not exist")
     return {_clip_id_key(e.name): e.name for e in os.scandir(parent) if e.is_dir()}
 
 
@@ -194,8 +229,8 @@ def read_ferv39k(
     """The clips of FERV39k's train or test list, faces paired with their scene frames.
 
     With ``use_scenes`` and no ``scenes_root``, ``<root>/3_ClipsforScenImages`` is used if it
-    exists; otherwise the face crops double as the scene (logged, since the scene stream then
-    carries no extra context).
+    exists; otherwise the clips have no scene stream (logged; ``ClipDataset`` then refuses a model
+    that uses the scene unless told ``scene_from_face``).
     """
     root = Path(root)
     if split not in ("train", "test"):
@@ -211,7 +246,7 @@ def read_ferv39k(
         if default.is_dir():
             scenes_root = default
         else:
-            log.warning("no FERV39k scene frames at %s: the face crops double as the scene", default)
+            log.warning("no FERV39k scene frames at %s: the clips have no scene stream", default)
     elif scenes_root is not None and not Path(scenes_root).is_dir():
         raise DatasetError(f"FERV39k scene folder {scenes_root} does not exist")
     if not use_scenes:
@@ -331,8 +366,13 @@ class ClipDataset(Dataset):
 
     An item is a dict: ``face`` uint8 [T, S, S, 3], ``scene`` uint8 [T, S', S', 3] (when
     ``with_scene``), ``mask`` bool [T], ``label`` and ``polarity`` (int64, polarity implied by the
-    label), ``index``. Training draws random frames within segments and flips whole clips
-    horizontally with probability ``flip``; evaluation is deterministic.
+    label), ``index``. Training draws random frames within segments and, with ``augment``, one
+    augmentation per clip (training/augment.py) applied to every frame of both streams;
+    evaluation is deterministic and never augments.
+
+    A model that uses the scene (``with_scene``) needs clips with scene frames: a clip without
+    them would hand it the face crop as its scene, which silently trains a different method, so
+    that is refused unless ``scene_from_face`` asks for it.
     """
 
     def __init__(
@@ -343,18 +383,31 @@ class ClipDataset(Dataset):
         face_size: int = 224,
         scene_size: int = 224,
         with_scene: bool = True,
+        scene_from_face: bool = False,
         train: bool = False,
-        flip: float = 0.5,
+        augment: AugmentConfig | None = None,
     ):
         if not records:
             raise DatasetError("a dataset needs at least one clip")
+        if with_scene and not scene_from_face:
+            sceneless = [r for r in records if r.scene_dir is None]
+            if sceneless:
+                raise DatasetError(
+                    f"{len(sceneless)} of {len(records)} clips have no scene frames (first: {sceneless[0].source}) "
+                    "and this model uses the scene, so it would see the face crop as its scene. DFEW: run "
+                    "'emotion-train prepare-dfew' and set dataset.prepared_root; FERV39k: give "
+                    "dataset.scenes_root (3_ClipsforScenImages). To train on the face as its own scene on "
+                    "purpose, set dataset.scene_from_face: true"
+                )
+        if augment is not None:
+            augment.validate()
         self.records = list(records)
         self.num_frames = num_frames
         self.face_size = face_size
         self.scene_size = scene_size
         self.with_scene = with_scene
         self.train = train
-        self.flip = flip if train else 0.0
+        self.augment = augment if train else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -369,8 +422,13 @@ class ClipDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())) if self.train else 0)
         n = len(record.face_frames)
         indices, mask = sample_indices(n, self.num_frames, train=self.train, rng=rng)
-        flip = self.flip > 0 and rng.random() < self.flip
-        face = self._load(record, record.face_dir, record.face_frames, indices, self.face_size, flip)
+        draw = draw_clip(self.augment, rng) if self.augment is not None else None
+
+        def load(folder, frames, idx, size):
+            pixels = self._load(record, folder, frames, idx, size)
+            return apply_clip(pixels, draw, mask) if draw is not None else pixels
+
+        face = load(record.face_dir, record.face_frames, indices, self.face_size)
         item = {
             "face": torch.from_numpy(face),
             "mask": torch.from_numpy(mask),
@@ -379,18 +437,17 @@ class ClipDataset(Dataset):
             "index": torch.tensor(index, dtype=torch.int64),
         }
         if self.with_scene:
-            if record.scene_dir is None:
-                scene = face if self.scene_size == self.face_size else self._load(
-                    record, record.face_dir, record.face_frames, indices, self.scene_size, flip
-                )
+            if record.scene_dir is None:  # scene_from_face
+                scene = face if self.scene_size == self.face_size else load(
+                    record.face_dir, record.face_frames, indices, self.scene_size)
             else:
                 scene_idx = matching_indices(indices, mask, n, len(record.scene_frames))
-                scene = self._load(record, record.scene_dir, record.scene_frames, scene_idx, self.scene_size, flip)
+                scene = load(record.scene_dir, record.scene_frames, scene_idx, self.scene_size)
             item["scene"] = torch.from_numpy(scene)
         return item
 
     @staticmethod
-    def _load(record, folder: Path, frames: tuple[str, ...], indices: np.ndarray, size: int, flip: bool) -> np.ndarray:
+    def _load(record, folder: Path, frames: tuple[str, ...], indices: np.ndarray, size: int) -> np.ndarray:
         out = np.zeros((len(indices), size, size, 3), dtype=np.uint8)  # padding slots stay black
         for slot, idx in enumerate(indices):
             if idx >= 0:
@@ -398,6 +455,4 @@ class ClipDataset(Dataset):
                     out[slot] = read_image(folder / frames[idx], size)
                 except DatasetError as e:
                     raise DatasetError(f"{record.source}: {e}") from None
-        if flip:
-            out = np.ascontiguousarray(out[:, :, ::-1])
         return out

