@@ -12,7 +12,7 @@ the detector gives the tracker; ``benchmarks/accuracy.py --detector NAME`` score
 whole set, for tuning the fallback without tuning per file.
 
     PYTHONPATH=ros2_ws/src/emotion_perception .venv/bin/python benchmarks/detector_accuracy.py
-    ... benchmarks/detector_accuracy.py --detectors opencv --opencv-grid
+    ... benchmarks/detector_accuracy.py --detectors opencv --opencv-grid --every 4 --max-sides 256 320 400
 """
 from __future__ import annotations
 
@@ -32,15 +32,14 @@ from emotion_perception.evaluation.video import VideoSource  # noqa: E402
 from emotion_perception.faces import create_detector  # noqa: E402
 
 BLAZEFACE_FILES = {"blazeface": ("blazeface.pth", "anchors.npy"), "blazeface_back": ("blazefaceback.pth", "anchorsback.npy")}
-OPENCV_GRID = {"scale_factor": (1.05, 1.1, 1.15, 1.2), "min_neighbors": (2, 3, 4, 5), "max_side": (256, 320, 400)}
 
 
-def labelled_frames(items):
-    """(item, labels, RGB frame) for every labelled frame of every item, decoded once."""
+def labelled_frames(items, every: int = 1):
+    """(item, labels, RGB frame) for every ``every``-th labelled video frame and every photo."""
     for item in items:
         if item.kind == "video":
             for index, frame in enumerate(VideoSource(item.path, start_ns=0, source=item.name)):
-                if item.labels.get(index):
+                if item.labels.get(index) and index % every == 0:
                     yield item, item.labels[index], frame.image
         else:
             yield item, item.labels[0], evalset.read_image(item.path)
@@ -88,8 +87,13 @@ def main() -> int:
     data = Path(os.environ.get("EMOTION_SHARED_DATA", REPO.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=data)
     parser.add_argument("--detectors", nargs="+", default=["opencv", "blazeface", "blazeface_back", "mtcnn", "dlib_hog"])
-    parser.add_argument("--opencv-grid", action="store_true", help="sweep the cascade settings (opencv only)")
+    parser.add_argument("--opencv-grid", action="store_true",
+                        help="sweep every combination of the cascade settings below (opencv only)")
+    parser.add_argument("--scale-factors", type=float, nargs="+", default=[1.1, 1.15, 1.2])
+    parser.add_argument("--min-neighbors", type=int, nargs="+", default=[3, 4, 5])
+    parser.add_argument("--max-sides", type=int, nargs="+", default=[256, 320, 400])
     parser.add_argument("--threads", type=int, default=1, help="torch / OpenCV threads")
+    parser.add_argument("--every", type=int, default=1, help="score every N-th labelled video frame (faster sweeps)")
     args = parser.parse_args()
 
     import cv2
@@ -98,12 +102,15 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     items = evalset.load_eval_set(args.data / "eval") + evalset.named_image_items(args.data / "images" / "emotion_labeled")
-    frames = list(labelled_frames(items))
+    frames = list(labelled_frames(items, args.every))
     results = []
     for name in args.detectors:
         grid = [{}]
         if name == "opencv" and args.opencv_grid:
-            grid = [dict(zip(OPENCV_GRID, values)) for values in itertools.product(*OPENCV_GRID.values())]
+            grid = [
+                {"scale_factor": f, "min_neighbors": n, "max_side": m}
+                for f, n, m in itertools.product(args.scale_factors, args.min_neighbors, args.max_sides)
+            ]
         for options in grid:
             try:
                 detector = build(name, args.data / "blazeface", options)
@@ -115,6 +122,7 @@ def main() -> int:
     print(json.dumps({
         "benchmark": "detector_accuracy",
         "frames": len(frames),
+        "every": args.every,
         "items": len(items),
         "threads": args.threads,
         "load_average_1min": round(os.getloadavg()[0], 2),

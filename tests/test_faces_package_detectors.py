@@ -47,6 +47,25 @@ def labelled(shared_data):
     return images
 
 
+@pytest.fixture(scope="module")
+def found_on(labelled, shared_data):
+    """detector name -> {file: detections}, each detector run once over the labelled photos."""
+    blazeface = shared_data / "blazeface"
+    files = {"blazeface": ("blazeface.pth", "anchors.npy"), "blazeface_back": ("blazefaceback.pth", "anchorsback.npy")}
+    cache = {}
+
+    def run(name: str, **options) -> dict:
+        if name not in cache:
+            weights, anchors = files.get(name, (None, None))
+            if weights:
+                options.update(path_to_detector=blazeface / weights, path_to_anchor=blazeface / anchors)
+            detector = create_detector(name, **options)
+            cache[name] = {file: detector.detect(image) for file, (image, _) in labelled.items()}
+        return cache[name]
+
+    return run
+
+
 def check_against_labels(detections, boxes: list[Box], least_iou: float) -> None:
     """Every labelled face has a detection with IoU >= least_iou; no detection is off every face."""
     for box in boxes:
@@ -111,32 +130,52 @@ def test_mtcnn_weight_errors(tmp_path):
 # ------------------------------------------------------------------------------- on real photos
 
 @needs_facenet_wheel
-def test_mtcnn_on_labelled_photos(labelled):
-    detector = create_detector("mtcnn")
+def test_mtcnn_on_labelled_photos(labelled, found_on):
     for name, (image, boxes) in labelled.items():
-        found = detector.detect(image)
-        check_against_labels(found, boxes, 0.6)
+        found = found_on("mtcnn")[name]
+        check_against_labels(found, boxes, 0.7)
         assert len(found) == len(boxes), name
         assert all(0.7 <= d.score <= 1.0 for d in found)
 
 
 @needs_dlib
-def test_dlib_hog_on_labelled_portraits(labelled):
-    detector = create_detector("dlib_hog")
+def test_dlib_hog_on_labelled_portraits(labelled, found_on):
     for name in PORTRAITS:
-        image, boxes = labelled[name]
-        found = detector.detect(image)
-        check_against_labels(found, boxes, 0.55)
+        found = found_on("dlib_hog")[name]
+        check_against_labels(found, labelled[name][1], 0.7)
         assert len(found) == 1, name
 
 
 @needs_dlib
-def test_dlib_hog_misses_faces_below_its_window(labelled):
+def test_dlib_hog_misses_faces_below_its_window(labelled, found_on):
     """The selfie's back row (96-114 px in 2048 px, ~30 px at the 640 px search size) is below the
     80 px HOG window; only the selfie taker's big face is found."""
-    image, boxes = labelled[SELFIE]
-    found = create_detector("dlib_hog").detect(image)
-    assert len(found) == 1 and found[0].box.iou(boxes[5]) > 0.6
+    found = found_on("dlib_hog")[SELFIE]
+    assert len(found) == 1 and found[0].box.iou(labelled[SELFIE][1][5]) > 0.7
+
+
+def detector_available(name: str) -> bool:
+    if name == "mtcnn":
+        return installed_package_file("facenet_pytorch:data/pnet.pt") is not None
+    return not name.startswith("dlib") or importlib.util.find_spec("dlib") is not None
+
+
+@pytest.mark.parametrize("name", ["opencv", "blazeface", "blazeface_back", "mtcnn", "dlib_hog"])
+def test_every_detector_reports_the_labelled_face_box(labelled, found_on, name):
+    """Where a detector puts its box on a face differs (BlazeFace lower and tighter than the labels,
+    MTCNN narrower); after ``BOX_ON_REFERENCE`` all agree with the hand-drawn boxes on average."""
+    if not detector_available(name):
+        pytest.skip(f"{name}'s package is not installed")
+    ratios, offsets = [], []
+    for file, (_, boxes) in labelled.items():
+        for box in boxes:
+            hits = [d.box for d in found_on(name)[file] if d.box.iou(box) > 0.3]
+            if hits:
+                ratios += [hits[0].w / box.w, hits[0].h / box.h]
+                offsets += [(hits[0].center[0] - box.center[0]) / box.w, (hits[0].center[1] - box.center[1]) / box.h]
+    assert len(ratios) >= 2 * len(PORTRAITS)
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.05)
+    assert np.abs(np.mean(np.reshape(offsets, (-1, 2)), axis=0)).max() < 0.03
 
 
 @needs_dlib

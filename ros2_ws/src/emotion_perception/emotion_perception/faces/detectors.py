@@ -59,14 +59,35 @@ def check_device(device: str) -> str:
     return device
 
 
+def to_reference(raw: np.ndarray, box_on_reference: tuple[float, float, float, float]) -> np.ndarray:
+    """(N, 5) x0, y0, x1, y1, score boxes of a detector -> the reference face boxes they stand for."""
+    w_ratio, h_ratio, dx, dy = box_on_reference
+    out = raw.copy()
+    width, height = (raw[:, 2] - raw[:, 0]) / w_ratio, (raw[:, 3] - raw[:, 1]) / h_ratio
+    cx = (raw[:, 0] + raw[:, 2]) / 2 - dx * width
+    cy = (raw[:, 1] + raw[:, 3]) / 2 - dy * height
+    out[:, 0], out[:, 2] = cx - width / 2, cx + width / 2
+    out[:, 1], out[:, 3] = cy - height / 2, cy + height / 2
+    return out
+
+
 class FaceDetector(ABC):
     """Finds faces in an RGB image.
 
     ``detect`` returns boxes in pixels of the input image, clipped to it, with score in [0, 1],
     at least ``min_score`` and sides of at least ``min_size`` pixels, sorted by score (best first).
+
+    Every detector reports the same face box: each detector puts its box somewhere else on a face
+    (BlazeFace lower and tighter, MTCNN narrower and taller), so ``BOX_ON_REFERENCE`` says where,
+    relative to the hand-labelled face boxes of ``../shared/data/eval/images`` (24 faces; the
+    OpenCV cascade boxes them almost exactly so): box width and height as fractions of the
+    reference side, box centre offset (x, y) in reference sides, means over those faces.
+    ``detect`` maps each raw box back onto the reference, so a profile's crop setting (margin,
+    shift) holds whichever detector found the face.
     """
 
     name: str = ""
+    BOX_ON_REFERENCE: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 0.0)
 
     def __init__(self, min_score: float = 0.5, min_size: float = 20):
         if not 0.0 <= min_score <= 1.0:
@@ -80,7 +101,7 @@ class FaceDetector(ABC):
         check_rgb(rgb)
         height, width = rgb.shape[:2]
         raw = np.asarray(self._detect_xyxy(np.ascontiguousarray(rgb)), dtype=np.float64).reshape(-1, 5)
-        raw = raw[np.isfinite(raw).all(axis=1)]
+        raw = to_reference(raw[np.isfinite(raw).all(axis=1)], self.BOX_ON_REFERENCE)
         detections = []
         for x0, y0, x1, y1, score in raw.tolist():
             box = Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
@@ -119,6 +140,7 @@ class OpenCVCascadeDetector(FaceDetector):
     """
 
     name = "opencv"
+    BOX_ON_REFERENCE = (0.96, 0.96, 0.0, 0.0)
     CASCADE = "haarcascade_frontalface_alt2.xml"
     WINDOW = 20  # the cascade's training window, pixels
 
@@ -180,6 +202,7 @@ class BlazeFaceDetector(FaceDetector):
     ):
         super().__init__(min_score, min_size)
         self.name = "blazeface_back" if back_model else "blazeface"
+        self.BOX_ON_REFERENCE = (0.90, 0.90, 0.01, 0.126) if back_model else (0.90, 0.90, 0.0, 0.133)
         weights_name, anchors_name = (
             ("blazefaceback.pth", "anchorsback.npy") if back_model else ("blazeface.pth", "anchors.npy")
         )

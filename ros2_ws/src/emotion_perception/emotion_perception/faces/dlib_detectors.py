@@ -78,6 +78,7 @@ class DlibHOGDetector(_DlibDetector):
     """dlib's frontal-face HOG detector (model compiled into dlib)."""
 
     name = "dlib_hog"
+    BOX_ON_REFERENCE = (0.90, 0.90, 0.0, 0.107)
 
     def __init__(self, min_score: float = 0.5, min_size: float = 40, max_side: int = 640, upsample: int = 0):
         super().__init__(min_score, min_size, max_side, upsample)

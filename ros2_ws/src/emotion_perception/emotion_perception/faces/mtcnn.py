@@ -224,6 +224,7 @@ class MTCNNDetector(FaceDetector):
     """
 
     name = "mtcnn"
+    BOX_ON_REFERENCE = (0.82, 1.09, 0.0, 0.015)
 
     def __init__(
         self,
@@ -259,9 +260,13 @@ class MTCNNDetector(FaceDetector):
     def _proposals(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]
         found = []
+        level = rgb
         for scale in self.pyramid(height, width):
+            # Each level from the one before: bilinear at a 0.709 step barely aliases and costs a
+            # tenth of area averaging from the full frame; area only for a first step below 1/2.
             size = (math.ceil(width * scale), math.ceil(height * scale))
-            level = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            shrink = size[0] / level.shape[1]
+            level = cv2.resize(level, size, interpolation=cv2.INTER_AREA if shrink < 0.5 else cv2.INTER_LINEAR)
             offsets, prob = self.pnet(normalise(level).to(self.device))
             prob, offsets = prob[0].cpu().numpy(), offsets[0].cpu().numpy()
             ys, xs = np.nonzero(prob >= self.thresholds[0])
