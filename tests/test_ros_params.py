@@ -93,8 +93,8 @@ def test_engine_options_leave_profile_defaults_alone():
     assert opts == {"profile": "auto", "device": "auto", "face_margin": 0.2, "max_faces": 8, "min_face_score": 0.5,
                     "min_hits": 1}
     custom = engine_options(validate({**DEFAULTS, "profile": "lite-fer2013", "detector": "opencv",
-                                      "precision": "fp16", "window": 8, "weights_dir": "/w"}))
-    assert custom["detector"] == "opencv" and custom["precision"] == "fp16"
+                                      "precision": "fp16", "window": 8, "weights_dir": "/w", "threads": 2}))
+    assert custom["detector"] == "opencv" and custom["precision"] == "fp16" and custom["threads"] == 2
     assert custom["window"] == 8 and custom["weights_dir"] == "/w" and "scene_interval" not in custom
 
 

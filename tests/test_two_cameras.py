@@ -19,7 +19,7 @@ from emotion_perception.evaluation.replay import face_record
 from emotion_perception.interfaces import typestore
 from emotion_perception.llm.context import EmotionContextTracker
 from emotion_perception.models.base import EmotionModel, HeadOutput, masked_mean
-from emotion_perception.ros.convert import (MessageTypes, array_msg_to_estimates, estimates_to_array_msg,
+from emotion_perception.messages import (MessageTypes, array_msg_to_estimates, estimates_to_array_msg,
                                             hri_face_id, image_msg_to_frame, rgb_to_image_msg)
 from emotion_perception.ros.diagnostics import OK, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera
 from emotion_perception.ros.tracked import TrackedFaces

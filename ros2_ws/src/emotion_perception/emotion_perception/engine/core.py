@@ -35,6 +35,7 @@ from ..types import Box, Detection, EmotionEstimate, Frame
 from .buffers import WindowBuffers
 from .device import PRECISIONS, Staging, Streams, autocast, resolve_device
 from .stats import LatencyStats
+from .threads import apply_threads
 
 STAGES = ("detect", "crop", "encode_face", "encode_scene", "head", "total")
 
@@ -52,13 +53,14 @@ class EngineConfig:
     cuda_streams: bool = True  # separate copy / face / scene streams on CUDA
     max_faces: int = 8  # per frame, highest detector scores first
     detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
+    threads: int = 0  # CPU threads of torch and OpenCV, process-wide (engine/threads.py); 0: leave as is
 
     def __post_init__(self) -> None:
         for name in ("window", "scene_interval", "max_faces", "min_hits"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_missed < 0 or self.face_margin < 0 or self.detect_max_side < 0:
-            raise ValueError("EngineConfig.max_missed, face_margin and detect_max_side must be >= 0")
+        if self.max_missed < 0 or self.face_margin < 0 or self.detect_max_side < 0 or self.threads < 0:
+            raise ValueError("EngineConfig.max_missed, face_margin, detect_max_side and threads must be >= 0")
         if self.precision not in PRECISIONS:
             raise ValueError(f"EngineConfig.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
@@ -107,6 +109,7 @@ class PerceptionEngine:
         if not callable(getattr(detector, "detect", None)):
             raise TypeError(f"detector must have a detect(rgb) method, got {type(detector).__name__}")
         self.config = config or EngineConfig()
+        self.threads = apply_threads(self.config.threads)
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device).eval()
         self.model_id = model.model_id or type(model).__name__
@@ -161,6 +164,7 @@ class PerceptionEngine:
                 "device": str(self.device),
                 "precision": self.config.precision,
                 "cuda_streams": self._streams.enabled,
+                "threads": self.threads,
                 "model_id": self.model_id,
                 "config": asdict(self.config),
             }
