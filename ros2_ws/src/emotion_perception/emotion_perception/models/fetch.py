@@ -199,9 +199,6 @@ def print_list(weights_dir: Path, say=print) -> None:
         files = profile.weight_files(weights_dir)
         missing = profile.missing_files(weights_dir)
         state = "ready" if not missing else f"missing {len(missing)} of {len(files)} file(s)"
-        absent_optional = [f for f in files if f.optional and not f.present]
-        if absent_optional and not missing:
-            state += f" (without the optional {', '.join(sorted({f.role for f in absent_optional}))})"
         tag = " [test only]" if profile.test_only else ""
         say(f"{profile.name:22s} {profile.kind:9s} rank {profile.rank:3d}  {state}{tag}")
         for f in files:
