@@ -15,6 +15,7 @@ from emotion_perception.evaluation.bags import BagError, BagReader, write_image_
 from emotion_perception.evaluation.video import VideoError, VideoWriter, check_video_path
 from emotion_perception.types import Frame
 from scripted_engine import ScriptedEngine, coded_frame
+from test_cli import _one_line_error
 
 
 def _astronaut_video(path, n=12, fps=10.0):
@@ -42,15 +43,6 @@ def _lite_available():
     from emotion_perception.models.registry import get_profile
 
     return not get_profile("lite-fer2013").missing_files()
-
-
-def _one_line_error(capsys, argv, *needles):
-    assert main(argv) == 1
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 # ---------------------------------------------------------------------------- run, end to end

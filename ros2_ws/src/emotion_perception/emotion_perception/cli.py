@@ -27,9 +27,9 @@ def _stamp(seconds: float | None) -> int | None:
 
 
 def _add_bag_options(p: argparse.ArgumentParser) -> None:
-    from .evaluation.bags import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGES
+    from .evaluation.bag_format import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGE_NAMES
 
-    p.add_argument("--storage", choices=sorted(STORAGES), default=DEFAULT_STORAGE,
+    p.add_argument("--storage", choices=sorted(STORAGE_NAMES), default=DEFAULT_STORAGE,
                    help="rosbag2 storage plugin (default: %(default)s)")
     p.add_argument("--bag-version", type=int, choices=BAG_VERSIONS, default=DEFAULT_BAG_VERSION,
                    help="rosbag2 metadata version: 8 is read by Humble and Jazzy, 9 by Jazzy only "

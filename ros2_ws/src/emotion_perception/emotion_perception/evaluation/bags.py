@@ -32,11 +32,9 @@ from ..images import ImageError, encode_compressed
 from ..interfaces import typestore
 from ..messages import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
 from ..types import Frame
+from .bag_format import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGE_NAMES
 
-DEFAULT_STORAGE = "mcap"
-STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-DEFAULT_BAG_VERSION = 8  # read by Humble and Jazzy (see the module docstring)
-BAG_VERSIONS = (8, 9)
+STORAGES = {name: StoragePlugin[name.upper()] for name in STORAGE_NAMES}
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)

@@ -23,7 +23,7 @@ from std_srvs.srv import Trigger
 
 from ..evaluation.live import PARAMETERS, LiveEvaluator
 from ..messages import array_msg_to_estimates, stamp_to_ns
-from .spin import spin
+from .spin import run
 
 
 class EvalNode(Node):
@@ -75,24 +75,20 @@ class EvalNode(Node):
         return response
 
 
+def _final_report(node: EvalNode) -> None:
+    if node.evaluator.count:
+        try:
+            print(node.write_report())
+        except ValueError as exc:
+            print(f"eval_node: no report written: {exc}")
+
+
 def main(args=None) -> None:
-    rclpy.init(args=args)
     try:
-        node = EvalNode()
+        run(EvalNode, args, before_destroy=_final_report)
     except ValueError as exc:  # no labels to score against, bad labels file: say so, no traceback
         rclpy.logging.get_logger("eval_node").fatal(str(exc))
-        rclpy.try_shutdown()
         sys.exit(2)
-    try:
-        spin(node)
-    finally:
-        if node.evaluator.count:
-            try:
-                print(node.write_report())
-            except ValueError as exc:
-                print(f"eval_node: no report written: {exc}")
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

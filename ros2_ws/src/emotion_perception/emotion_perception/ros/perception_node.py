@@ -38,7 +38,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from emotion_msgs.msg import EmotionState, EmotionStateArray
 from lifecycle_msgs.msg import Transition
@@ -83,7 +82,7 @@ from ..messages import (
 )
 from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera
 from .params import BY_NAME, PARAMETERS, Param, engine_options, validate
-from .spin import spin
+from .spin import run
 from .tracked import TrackedFaces
 
 NODE_NAME = "perception_node"
@@ -447,13 +446,7 @@ class PerceptionNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = PerceptionNode()
-    try:
-        spin(node)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(PerceptionNode, args)
 
 
 if __name__ == "__main__":
