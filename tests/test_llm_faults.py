@@ -2,19 +2,12 @@
 every request gets exactly one reply, in order, with the expected outcome."""
 from __future__ import annotations
 
-import pytest
-
 from llm_fault_proxy import EXPECTED, run_faults
-from llm_servers import llama_cpp_available
+from llm_servers import tiny_gguf_or_skip
 
 
 def test_six_faults_in_a_row_lose_no_request(shared_data):
-    model = shared_data / "llm" / "tiny-random-qwen2.gguf"
-    if not model.is_file():
-        pytest.skip(f"{model} not found")
-    if not llama_cpp_available():
-        pytest.skip("llama-cpp-python with its server extra is not installed (pip install 'llama-cpp-python[server]')")
-    out = run_faults(model, rounds=1, timeout_s=6.0)
+    out = run_faults(tiny_gguf_or_skip(shared_data), rounds=1, timeout_s=6.0)
     assert out["proxy_errors"] == []
     got = [(r["fault"], r["got"]) for r in out["per_request"]]
     assert got == [(fault, EXPECTED[fault]) for fault in ["ok", "kill", "restart", "ok", "slow", "ok", "404", "ok",

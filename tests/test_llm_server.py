@@ -17,19 +17,14 @@ from emotion_perception.llm.bridge import LLMBridge
 from emotion_perception.llm.context import EmotionContextTracker
 from emotion_perception.llm.prompt import PromptBuilder
 from emotion_perception.types import Box, EmotionEstimate
-from llm_servers import LlamaServer, llama_cpp_available, llama_server
+from llm_servers import LlamaServer, llama_server, tiny_gguf_or_skip
 
 OPTIONS = {"temperature": 0.0, "max_tokens": 8, "seed": 1}
 
 
 @pytest.fixture(scope="module")
 def gguf(shared_data):
-    model = shared_data / "llm" / "tiny-random-qwen2.gguf"
-    if not model.is_file():
-        pytest.skip(f"{model} not found")
-    if not llama_cpp_available():
-        pytest.skip("llama-cpp-python with its server extra is not installed (pip install 'llama-cpp-python[server]')")
-    return model
+    return tiny_gguf_or_skip(shared_data)
 
 
 @pytest.fixture(scope="module")
