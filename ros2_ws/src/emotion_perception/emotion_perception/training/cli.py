@@ -8,6 +8,11 @@
 ``emotion-train prepare-dfew --root DFEW --out DIR`` makes DFEW's scene stream first
 (training/prepare_dfew.py; the config's ``dataset.prepared_root`` then points at DIR).
 
+``emotion-train cache --config cfg.yaml`` encodes every frame once into ``dataset.feature_cache``
+(training/feature_cache.py); training and evaluation then read features instead of pixels.
+Under ``torchrun --nproc_per_node N --no-python emotion-train ...`` training, the cache and
+evaluation run distributed (training/distributed.py); rank 0 alone prints and writes.
+
 ``emotion-evaluate --checkpoint 'runs/fold{fold}/best.pt' --dataset dfew --root DIR --fold all``
 writes ``report.json`` (UAR, WAR, per-class recall, confusion matrix per fold, mean ± std over
 folds), confusion-matrix PNGs and per-clip predictions.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -28,35 +34,71 @@ def train_main(argv: list[str] | None = None) -> int:
         from .prepare_dfew import prepare_main
 
         return prepare_main(argv[1:])
+    if argv[:1] == ["cache"]:
+        return cache_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="emotion-train", description="Train an emotion model profile.",
-        epilog="emotion-train prepare-dfew --root DFEW --out DIR: scene frames + faces from DFEW's original videos")
+        epilog="emotion-train prepare-dfew --root DFEW --out DIR: scene frames + faces from DFEW's original videos; "
+               "emotion-train cache --config CFG: the frozen-feature cache")
     parser.add_argument("--config", required=True, help="training config YAML (see training/configs/)")
     parser.add_argument("--resume", help="continue from this last.pt (model, optimizer, scheduler, epoch)")
     parser.add_argument("--out", help="output folder (overrides the config's 'out')")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     args = parser.parse_args(argv)
     _setup_logging()
-    from . import jobs
-    from .config import TrainConfig
 
-    try:
+    def train(jobs):
+        from .config import TrainConfig
+
         cfg = TrainConfig.from_yaml(args.config)
         if args.out:
             cfg.out = args.out
-        summary = jobs.run_training(cfg, resume=args.resume, progress=not args.no_progress)
-    except jobs.USER_ERRORS as e:
-        print(f"emotion-train: error: {_message(e)}", file=sys.stderr)
+        return jobs.run_training(cfg, resume=args.resume, progress=not args.no_progress)
+
+    summary = _run_job("emotion-train", train)
+    if summary is None:
         return 2
     best = summary["best"]
-    print(f"best epoch {best['epoch']}: val UAR {best['uar']:.4f} WAR {best['war']:.4f} -> {summary['out']}")
+    if _main_rank():
+        print(f"best epoch {best['epoch']}: val UAR {best['uar']:.4f} WAR {best['war']:.4f} -> {summary['out']}")
+    return 0
+
+
+def cache_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="emotion-train cache",
+        description="Encode every frame of the config's clips once with the frozen backbone into dataset.feature_cache.",
+    )
+    parser.add_argument("--config", required=True, help="training config YAML; dataset.feature_cache names the folder")
+    parser.add_argument("--splits", nargs="+", default=["train", "test"], choices=["train", "test"])
+    parser.add_argument("--force", action="store_true", help="replace an existing cache")
+    parser.add_argument("--shard-mb", type=int, default=1024, help="size of one shard file per rank (MB)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    _setup_logging()
+
+    def cache(jobs):
+        from .config import TrainConfig
+
+        cfg = TrainConfig.from_yaml(args.config)
+        manifest = jobs.run_cache(cfg, splits=tuple(args.splits), force=args.force, progress=not args.no_progress,
+                                  shard_mb=args.shard_mb)
+        return cfg.dataset.feature_cache, manifest
+
+    done = _run_job("emotion-train cache", cache)
+    if done is None:
+        return 2
+    folder, manifest = done
+    if manifest is not None:  # rank 0
+        print(f"cached {len(manifest['clips'])} clips -> {folder}")
     return 0
 
 
 def evaluate_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emotion-evaluate", description="Score checkpoints on a test split.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint file, or a pattern with {fold} for --fold all")
+    parser.add_argument("--checkpoint",
+                        help="checkpoint file, or a pattern with {fold} for --fold all "
+                             "(leave out for a model without a trained head, e.g. --profile zeroshot-vitl14)")
     parser.add_argument("--dataset", required=True, choices=["dfew", "ferv39k"])
     parser.add_argument("--root", required=True, help="dataset root folder")
     parser.add_argument("--fold", help="DFEW fold 1..5, or 'all' (mean ± std over the five folds)")
@@ -74,22 +116,53 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scene-from-face", action="store_true",
                         help="let a scene model see the face crop as its scene when the data has no scenes")
     parser.add_argument("--split-file", help="FERV39k: test list (default <root>/4_setups/All_scenes/test_All.csv)")
+    parser.add_argument("--feature-cache", help="folder of `emotion-train cache` holding the test clips")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     _setup_logging()
-    from . import jobs
+    return 0 if _run_job("emotion-evaluate", lambda jobs: jobs.run_evaluation(args)) is not None else 2
+
+
+def _run_job(prog: str, job):
+    """``job(jobs module)`` in the process group torchrun set up (if any); a user error is one line
+    on stderr (from rank 0 only) and None."""
+    from . import distributed, jobs
 
     try:
-        jobs.run_evaluation(args)
+        return job(jobs)
     except jobs.USER_ERRORS as e:
-        print(f"emotion-evaluate: error: {_message(e)}", file=sys.stderr)
-        return 2
-    return 0
+        if _main_rank():
+            print(f"{prog}: error: {_message(e)}", file=sys.stderr)
+        return None
+    finally:
+        distributed.shutdown()
+
+
+def _main_rank() -> bool:
+    """Rank 0 of a torchrun world (or no torchrun): the process that prints and writes."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """INFO on rank 0; other ranks of a torchrun world log warnings and errors only."""
+    level = logging.INFO if _main_rank() else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _message(e: Exception) -> str:
     return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emotion_perception.training.cli train|evaluate ...``: both console scripts in one
+    module, for ``torchrun -m`` (``torchrun --no-python emotion-train ...`` works as well)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = {"train": train_main, "evaluate": evaluate_main}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m emotion_perception.training.cli {train,evaluate} ...", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
