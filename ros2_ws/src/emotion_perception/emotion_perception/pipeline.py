@@ -88,6 +88,7 @@ def create_engine(
     settings = {
         "window": choice.profile.window,
         "scene_interval": choice.profile.scene_interval,
+        **choice.profile.crop_settings(),
         "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
         **config_overrides,
         "device": str(dev),
