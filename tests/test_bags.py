@@ -102,6 +102,22 @@ def test_truncated_bag_is_one_clear_error(tmp_path, storage):
             list(reader.frames())
 
 
+@pytest.mark.parametrize("keep", [0.05, 0.3, 0.6, 0.92])
+def test_a_sqlite3_bag_cut_anywhere_reads_its_frames_or_raises_bag_error(tmp_path, keep):
+    """Found by benchmarks/fuzz.py: rosbags reads db3 through apsw, and apsw.CorruptError escaped."""
+    bag = tmp_path / "bag"
+    write_image_bag(_frames(6), bag, encoding="jpeg", storage="sqlite3")
+    data = bag / "bag.db3"
+    data.write_bytes(data.read_bytes()[: int(keep * data.stat().st_size)])
+    try:
+        with BagReader(bag) as reader:
+            frames = [f for f, _ in reader.frames()]
+    except BagError as err:
+        assert "truncated or corrupt" in str(err)
+    else:
+        assert len(frames) <= 6
+
+
 def test_bag_without_metadata_names_the_fix(tmp_path):
     bag = tmp_path / "bag"
     write_image_bag(_frames(2), bag)

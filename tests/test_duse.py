@@ -1,6 +1,8 @@
 """DuSE head and the prompted text/vision passes on the tiny random-weight CLIP."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -111,7 +113,13 @@ def test_gradients_reach_exactly_the_trainable_parameters_and_clip_stays_frozen(
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_duse_learns_separable_clips(model):
+@pytest.mark.parametrize("head", [{}, {"lsea_mode": "split"}, {"vision_depth": "proportional"}, {"descriptions": False}],
+                         ids=["defaults", "lsea-split", "vision-proportional", "no-descriptions"])
+def test_duse_learns_separable_clips(head):
+    """The profile's head (paper LSEA, descriptions, 'text' vision depth), and each switch flipped."""
+    torch.manual_seed(0)
+    profile = get_profile("tiny-test-duse")
+    model = duse.build(replace(profile, head={**profile.head, **head}))
     torch.manual_seed(0)
     faces, _, labels = make_clips(per_class=8, frames=3, seed=1)
     test_faces, _, test_labels = make_clips(per_class=6, frames=3, seed=2)
@@ -130,7 +138,7 @@ def test_duse_learns_separable_clips(model):
         loss.backward()
         opt.step()
     accuracy = held_out_accuracy(model, test_faces, test_labels)
-    print(f"DuSE held-out accuracy {untrained:.3f} untrained -> {accuracy:.3f} (chance 0.25 over 4 classes)")
+    print(f"DuSE {head}: held-out accuracy {untrained:.3f} untrained -> {accuracy:.3f} (chance 0.25 over 4 classes)")
     assert accuracy > 0.8 and accuracy > untrained + 0.3
 
 

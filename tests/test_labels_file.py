@@ -85,3 +85,23 @@ def test_label_topic_messages_hold_until_the_next():
     assert [labels.target(0, s) for s in (0.0, 1.99, 2.5, 3.0, 4.0)] == [0, 0, None, 1, 1]
     with pytest.raises(LabelsError, match="unknown emotion class 'meh'"):
         labels_from_messages([(t0, "meh")], t0, t0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("5,nan,happy\n", "end 'nan' is not a finite number"),  # NaN compares false: it used to pass
+    ("nan,5,happy\n", "start 'nan' is not a finite number"),
+    ("0,inf,happy\n", "end 'inf' is not a finite number"),
+    ("0,1e309,happy\n", "end '1e309' is not a finite number"),
+])
+def test_non_finite_numbers_are_refused(tmp_path, text, message):
+    """Found by benchmarks/fuzz.py: a NaN end made a range that covers no frame, silently."""
+    with pytest.raises(LabelsError, match=message):
+        load_labels(_csv(tmp_path, text))
+
+
+def test_a_file_that_is_not_utf8_is_a_labels_error(tmp_path):
+    """Found by benchmarks/fuzz.py: UnicodeDecodeError used to escape load_labels."""
+    path = tmp_path / "labels.csv"
+    path.write_bytes("0,10,happy\n".encode() + b"\xff\xfe,1,sad\n")
+    with pytest.raises(LabelsError, match=r"not UTF-8 text \(byte 11"):
+        load_labels(path)

@@ -14,7 +14,7 @@ from emotion_perception.ros.params import BY_NAME
 LAUNCH_FILE = PACKAGE_DIR / "launch" / "head.launch.py"
 DOCUMENTED = {  # README "With ROS 2" and the issue
     "namespace", "camera_topic", "image_transport", "profile", "device", "debug_image", "llm",
-    "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level",
+    "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level", "threads",
 }
 
 
@@ -63,6 +63,7 @@ def test_documented_arguments_with_descriptions(tree):
     assert literal(kwarg(declared["profile"], "default_value")) == BY_NAME["profile"].default
     assert literal(kwarg(declared["device"], "default_value")) == BY_NAME["device"].default
     assert literal(kwarg(declared["image_transport"], "default_value")) == BY_NAME["image_transport"].default
+    assert literal(kwarg(declared["threads"], "default_value")) == str(BY_NAME["threads"].default)
 
 
 def test_arguments_used_equal_arguments_declared(tree):
@@ -79,7 +80,7 @@ def test_perception_node_is_a_lifecycle_node_brought_to_active(tree):
     assert kwarg(node, "namespace") is not None
     overrides = [d for d in ast.walk(kwarg(node, "parameters")) if isinstance(d, ast.Dict)]
     keys = {literal(k) for d in overrides for k in d.keys}
-    assert keys == {"profile", "device", "image_transport", "publish_debug_image"} and keys <= set(BY_NAME)
+    assert keys == {"profile", "device", "threads", "image_transport", "publish_debug_image"} and keys <= set(BY_NAME)
     remapped = {literal(t.elts[0]) for t in kwarg(node, "remappings").elts}
     assert remapped == {"image", "image/compressed", "emotions"}
 
@@ -90,6 +91,9 @@ def test_perception_node_is_a_lifecycle_node_brought_to_active(tree):
     (handler,) = calls(tree, "OnStateTransition")
     assert literal(kwarg(handler, "start_state")) == "configuring"
     assert literal(kwarg(handler, "goal_state")) == "inactive"
+    # only the first configure activates: a later reconfigure (deactivate, cleanup, configure,
+    # activate) must not find the node activated behind its back
+    assert literal(kwarg(handler, "handle_once")) is True
     assert "TRANSITION_ACTIVATE" in ast.unparse(kwarg(handler, "entities"))
 
 
@@ -100,9 +104,9 @@ def test_llm_bridge_behind_its_argument(tree):
     assert ast.unparse(kwarg(bridge, "condition")) == "IfCondition(arg('llm'))"
     assert "llm_params_file" in ast.unparse(kwarg(bridge, "parameters"))
     assert ast.unparse(kwarg(bridge, "remappings")) == "[('emotions', arg('emotions_topic'))]"
-    bridge_yaml = PACKAGE_DIR / "config" / "llm_bridge.yaml"
-    if bridge_yaml.exists():  # written with the bridge; its section must match the node name
-        assert any(key.split("/")[-1] == "llm_bridge" for key in yaml.safe_load(bridge_yaml.read_text()))
+    # the section must match the node under any namespace (namespace:=head), as head.yaml's does
+    for name, node in (("llm_bridge.yaml", "llm_bridge"), ("head.yaml", "perception_node")):
+        assert list(yaml.safe_load((PACKAGE_DIR / "config" / name).read_text())) == [f"/**/{node}"], name
 
 
 def test_launch_and_config_are_installed():

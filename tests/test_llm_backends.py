@@ -9,7 +9,7 @@ import pytest
 
 from emotion_perception.llm import backends as B
 from emotion_perception.llm.prompt import PromptBuilder
-from llm_servers import StandInServer, free_port
+from llm_servers import StandInError, StandInServer, free_port
 
 CONTEXT = "The person in front of you looks sad (confidence 0.71); the scene seems negative."
 MESSAGES = PromptBuilder("Robot. Perception: {emotion_context}").messages(CONTEXT, [], "How are you?")
@@ -116,6 +116,46 @@ def test_slow_server_times_out(server, kind, stream):
     result = make(kind, server.url, timeout=0.3, retries=2).chat(MESSAGES, on_token=(lambda t: None) if stream else None)
     assert not result.ok and result.error_kind == B.TIMEOUT and result.attempts == 1
     assert time.monotonic() - t0 < 2.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("reply", ["", " \n "], ids=["nothing", "whitespace"])
+def test_an_empty_completion_is_an_error_not_an_answer(kind, stream, reply):
+    with StandInServer(reply=reply) as server:
+        server.mode = "empty" if reply == "" else "ok"
+        result = make(kind, server.url, retries=2).chat(MESSAGES, on_token=(lambda t: None) if stream else None)
+    assert not result.ok and result.text == "" and result.error_kind == B.EMPTY and result.attempts == 1
+    assert "empty answer" in result.error
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_a_reply_cut_short_before_its_final_message_is_dropped(server, kind, stream):
+    """Ollama: no "done": true; OpenAI: data: [DONE] without any chunk carrying a finish_reason."""
+    server.mode = "truncated"
+    tokens: list[str] = []
+    result = make(kind, server.url, retries=2, backoff_s=0.01).chat(MESSAGES, on_token=tokens.append if stream else None)
+    if kind == "openai" and not stream:  # a plain JSON reply cannot be cut short and still parse
+        assert result.ok
+        return
+    assert not result.ok and result.error_kind == B.DROPPED and result.attempts == 1, result
+    assert tokens == (["I", " am"] if stream else [])
+
+
+def test_an_openai_stream_that_closes_without_done_is_dropped():
+    backend = make("openai", "http://127.0.0.1:1")
+    lines = iter(['data: {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}', ""])
+    with pytest.raises(B.BackendError, match=r"without data: \[DONE\]") as err:
+        backend._read_events(lines, lambda t: None, time.monotonic() + 5)
+    assert err.value.kind == B.DROPPED
+
+
+def test_errors_in_the_stand_in_server_fail_the_test():
+    with pytest.raises(StandInError, match="unknown stand-in mode 'bogus'"):
+        with StandInServer() as server:
+            server.mode = "bogus"
+            assert not make("openai", server.url).chat(MESSAGES).ok
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -78,7 +78,7 @@ def test_full_queue_gets_an_immediate_error_reply(server):
     bridge.close()
 
 
-@pytest.mark.parametrize("fault", ["missing", "malformed", "drop", "slow", "error", "down"])
+@pytest.mark.parametrize("fault", ["missing", "malformed", "drop", "slow", "error", "down", "empty", "truncated"])
 def test_each_fault_gives_an_error_reply_and_the_next_request_is_served(server, fault):
     url = server.url
     if fault == "down":
@@ -88,7 +88,7 @@ def test_each_fault_gives_an_error_reply_and_the_next_request_is_served(server, 
     bridge = LLMBridge(ollama(url, timeout=0.5, retries=1, backoff_s=0.01), lambda: "ctx")
     bad = bridge.submit("hello", on_token=lambda rid, t: None).result(timeout=10)
     expected = {"missing": B.MODEL_MISSING, "malformed": B.MALFORMED, "drop": B.DROPPED, "slow": B.TIMEOUT,
-                "error": B.SERVER_ERROR, "down": B.SERVER_DOWN}[fault]
+                "error": B.SERVER_ERROR, "down": B.SERVER_DOWN, "empty": B.EMPTY, "truncated": B.DROPPED}[fault]
     assert not bad.ok and bad.result.error_kind == expected and bad.result.error
     server.mode = "ok"
     if fault == "down":
@@ -129,7 +129,9 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def test_config_file_matches_the_declared_parameters():
-    values = _flatten(yaml.safe_load(CONFIG.read_text())["llm_bridge"]["ros__parameters"])
+    data = yaml.safe_load(CONFIG.read_text())
+    assert list(data) == ["/**/llm_bridge"], "one node section, namespace-agnostic"
+    values = _flatten(data["/**/llm_bridge"]["ros__parameters"])
     assert values == DEFAULTS
     for p in PARAMETERS:
         assert type(values[p.name]) is type(p.default), p.name  # ROS parameter types are strict

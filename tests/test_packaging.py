@@ -85,7 +85,7 @@ def test_sdist_contains_launch_and_config(built):
         assert rel in names, rel
 
 
-# The ROS layer: the nodes and how they spin. Everything else, ros/convert, ros/params and
+# The ROS layer: the nodes and how they spin. Everything else, messages, ros/params and
 # ros/diagnostics included, is the core and must run without ROS.
 ROS_LAYER = {"ros/spin.py"}
 
@@ -108,13 +108,32 @@ def test_core_never_imports_rclpy():
     assert not offenders, f"ROS imports in the core: {offenders}"
 
 
+def test_dependencies_point_down_to_the_core():
+    """Nothing outside ros/ imports from ros/: the nodes use the core, never the other way round
+    (evaluation/ once took its message conversion from ros/convert.py)."""
+    offenders = []
+    for path in sorted(PACKAGE_SRC.rglob("*.py")):
+        rel = path.relative_to(PACKAGE_SRC)
+        if rel.parts[0] == "ros":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                absolute = node.module if node.level == 0 else ".".join(
+                    [*("emotion_perception", *rel.parts[:-1])[:len(rel.parts) - node.level + 1], node.module])
+                if absolute.split(".")[:2] == ["emotion_perception", "ros"]:
+                    offenders.append(f"{rel}:{node.lineno}")
+            elif isinstance(node, ast.Import) and any(a.name.startswith("emotion_perception.ros") for a in node.names):
+                offenders.append(f"{rel}:{node.lineno}")
+    assert not offenders, f"imports from the ROS layer outside it: {offenders}"
+
+
 def test_colcon_installs_nodes_where_ros2_run_looks(tmp_path):
-    """colcon (Debian's, no ROS needed for an ament_python package) puts the executables in
+    """colcon (no ROS needed for an ament_python package) puts the executables in
     lib/emotion_perception and launch/config under share/emotion_perception."""
     import shutil
 
     if shutil.which("colcon") is None:
-        pytest.skip("colcon is not installed (apt-get install colcon python3-colcon-ros)")
+        pytest.skip("colcon is not installed (pip install colcon-core colcon-ros colcon-package-selection)")
     src = tmp_path / "src"
     shutil.copytree(PACKAGE_DIR, src / "emotion_perception", symlinks=False)
     proc = subprocess.run(

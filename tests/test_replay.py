@@ -10,7 +10,7 @@ from emotion_perception.evaluation import jobs
 from emotion_perception.evaluation.bags import (COMPRESSED_IMAGE, EMOTION_ARRAY, IMAGE, STRING, BagError, BagReader,
                                                 BagWriter, image_message, write_image_bag)
 from emotion_perception.evaluation.replay import ResultSink, frame_items, replay
-from emotion_perception.ros.convert import array_msg_to_estimates
+from emotion_perception.messages import array_msg_to_estimates
 
 T0 = 1_700_000_000_000_000_000
 CLASSES = [0, 0, 1, None, 2, 3, 4, 5, 6, 0]

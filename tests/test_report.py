@@ -157,3 +157,45 @@ def test_live_evaluator_matches_the_offline_report(tmp_path):
         LiveEvaluator({})
     with pytest.raises(LabelsError, match="unknown emotion class"):
         LiveEvaluator({"labels_file": str(_labels(tmp_path, "0,1,meh\n", "bad.csv"))})
+
+
+def test_live_evaluator_numbers_frames_by_the_recording(tmp_path):
+    """Frames lost before the eval node saw anything (discovery at the start of `ros2 bag play`)
+    are dropped frames of the recording, not a shift of every label (issue 11, defect 4)."""
+    from emotion_perception.evaluation.bags import write_image_bag
+    from emotion_perception.evaluation.live import LiveEvaluator
+    from emotion_perception.types import Frame
+
+    recording = tmp_path / "rec"
+    write_image_bag((Frame(np.zeros((2, 2, 3), np.uint8), T0 + i * PERIOD, "cam") for i in range(len(PREDICTED))),
+                    recording)
+    labels = str(_labels(tmp_path, "0,5,happy\n5,10,sad\n"))
+    lost = {0, 1}  # never received: neither image nor result
+    engine = ScriptedEngine()
+
+    def feed(live):
+        for i, cls in enumerate(PREDICTED):
+            stamp = T0 + i * PERIOD
+            if i in lost:
+                continue
+            live.add_image(stamp)
+            if i not in DROPPED:
+                live.add_results(stamp, engine.process(coded_frame(cls, stamp)))
+        return live.write()[0].to_dict()
+
+    aligned = feed(LiveEvaluator({"labels_file": labels, "recording": str(recording), "output_dir": str(tmp_path / "a")}))
+    # by hand: happy = frame 2 right (0, 1 lost, 3 no face, 4 dropped); sad = 5, 6, 9 right, 7, 8 neutral
+    assert (aligned["frames"], aligned["dropped_frames"], aligned["processed_frames"]) == (12, 3, 9)
+    assert aligned["war"] == pytest.approx(4 / 6) and aligned["uar"] == pytest.approx((1.0 + 0.6) / 2)
+    assert aligned["confusion_matrix"][0] == [1, 0, 0, 0, 0, 0, 0]
+    assert aligned["confusion_matrix"][1] == CONFUSION_SAD
+
+    shifted = feed(LiveEvaluator({"labels_file": labels, "output_dir": str(tmp_path / "s")}))  # no recording
+    assert shifted["frames"] == 10 and shifted["confusion_matrix"][1] != CONFUSION_SAD  # what the recording fixes
+
+    stranger = LiveEvaluator({"labels_file": labels, "recording": str(recording), "output_dir": str(tmp_path / "x")})
+    stranger.add_results(T0 + 7, [])  # a stamp the recording does not have
+    with pytest.raises(ValueError, match="is that the bag being played"):
+        stranger.write()
+    with pytest.raises(ValueError, match="recording: no bag at"):
+        LiveEvaluator({"labels_file": labels, "recording": str(tmp_path / "missing")})

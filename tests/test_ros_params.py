@@ -94,8 +94,8 @@ def test_engine_options_leave_profile_defaults_alone():
     tuned = engine_options(validate({**DEFAULTS, "face_margin": 0.1, "min_track_hits": 3}))
     assert (tuned["face_margin"], tuned["min_hits"]) == (0.1, 3)
     custom = engine_options(validate({**DEFAULTS, "profile": "lite-fer2013", "detector": "opencv",
-                                      "precision": "fp16", "window": 8, "weights_dir": "/w"}))
-    assert custom["detector"] == "opencv" and custom["precision"] == "fp16"
+                                      "precision": "fp16", "window": 8, "weights_dir": "/w", "threads": 2}))
+    assert custom["detector"] == "opencv" and custom["precision"] == "fp16" and custom["threads"] == 2
     assert custom["window"] == 8 and custom["weights_dir"] == "/w" and "scene_interval" not in custom
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,7 +171,7 @@ def test_config_defaults_and_coercion(tmp_path):
 def test_example_configs_parse():
     from emotion_perception.training import cli
 
-    configs = {p.name: TrainConfig.from_yaml(p) for p in (cli.Path(cli.__file__).parent / "configs").glob("*.yaml")}
+    configs = {p.name: TrainConfig.from_yaml(p) for p in (Path(cli.__file__).parent / "configs").glob("*.yaml")}
     assert set(configs) == {"dfew_ous_fold1.yaml", "dfew_duse_fold1.yaml", "ferv39k_ous.yaml", "ferv39k_duse.yaml"}
     for name, cfg in configs.items():
         assert cfg.train.batch_size == 16 and cfg.train.epochs == 60

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from emotion_perception.engine import LatestFrameWorker
+from emotion_perception.engine import LatestFrameWorker, WorkerCounts
 from emotion_perception.types import Box, EmotionEstimate, Frame
 
 
@@ -89,6 +89,60 @@ def test_close_drops_pending_and_refuses_more(setup):
     assert worker.dropped == 1 and results == [("a", 1, 1)] and drops == [("b", 2)]
     with pytest.raises(RuntimeError, match="closed"):
         worker.submit(frame("a", 3))
+
+
+def test_every_submitted_frame_is_accounted_for_exactly_once(setup):
+    """Three threads race submits on two cameras: every snapshot balances, and once idle each frame
+    was processed (one result or one error) or dropped, never both, never neither."""
+    engine, worker, results, errors, drops = setup
+    engine.fail_on = 7
+    engine.gate.set()
+    snapshots = []
+
+    def camera(source, first):
+        for stamp in range(first, first + 300):
+            worker.submit(frame(source, stamp))
+            if stamp % 50 == 0:
+                snapshots.append(worker.counts())
+
+    threads = [threading.Thread(target=camera, args=args) for args in (("a", 0), ("a", 1000), ("b", 0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert worker.wait_idle(10)
+    end = worker.counts()
+    for c in [*snapshots, end]:
+        assert c.submitted == c.processed + c.dropped + c.pending + c.in_flight
+    assert (end.submitted, end.pending, end.in_flight) == (900, 0, 0)
+    assert end.processed + end.dropped == 900 and engine.drops == end.dropped
+    delivered = [(s, t) for s, t, _ in results] + [(s, t) for s, t, _ in errors]
+    assert len(delivered) == len(set(delivered)) == end.processed
+    assert end.failed == len(errors) and len(drops) == end.dropped
+    assert sorted(delivered + drops) == sorted([("a", t) for t in range(300)] + [("a", t) for t in range(1000, 1300)]
+                                               + [("b", t) for t in range(300)])
+
+
+def test_an_engine_that_returns_too_few_results_fails_the_whole_batch(setup):
+    engine, worker, results, errors, drops = setup
+    engine.gate.set()
+    engine.process_batch = lambda frames: [[]]  # one result, whatever the batch size
+    worker.submit(frame("a", 1))
+    assert worker.wait_idle(5)
+    assert results == [("a", 1, 0)]
+    engine.gate.clear()
+    entered = threading.Event()
+    engine.process_batch = lambda frames: (entered.set(), engine.gate.wait(5), [[]])[-1]
+    worker.submit(frame("a", 2))
+    assert entered.wait(5)
+    worker.submit(frame("a", 3))
+    worker.submit(frame("b", 4))
+    engine.gate.set()
+    assert worker.wait_idle(5)
+    assert results == [("a", 1, 0), ("a", 2, 0)]
+    assert sorted(errors) == [("a", 3, "engine returned 1 results for a batch of 2 frames"),
+                              ("b", 4, "engine returned 1 results for a batch of 2 frames")]
+    assert worker.counts() == WorkerCounts(submitted=4, processed=4, dropped=0, failed=2, pending=0, in_flight=0)
 
 
 def test_every_frame_ends_in_exactly_one_callback(setup):

@@ -109,6 +109,31 @@ def test_node_injects_context_answers_service_and_topic_and_reports_errors(graph
     wait_for(lambda: late == [contexts[-1]], what="the latched context for a late subscriber")
 
 
+@pytest.mark.parametrize("mode, kind", [("empty", "empty"), ("truncated", "cut short")])
+def test_an_empty_or_cut_short_completion_is_an_error_not_a_reply(graph, mode, kind):
+    """Issue 11, defect 5: a server that answers nothing, or whose stream ends before its final
+    message, used to give `''` on reply as a successful answer. Each mode is checked on both paths."""
+    server, bridge, peer = graph
+    replies: list[str] = []
+    peer.create_subscription(String, "reply", lambda m: replies.append(m.data), 10)
+    user_text = peer.create_publisher(String, "user_text", 10)
+    chat = peer.create_client(Chat, "chat")
+    wait_for(lambda: user_text.get_subscription_count() and bridge.reply_pub.get_subscription_count(),
+             what="discovery of the topics")
+    server.reply = "Hello there, my friend."  # long enough for "truncated" to cut it after two words
+    server.mode = mode
+    user_text.publish(String(data="Hello?"))
+    wait_for(lambda: replies, what=f"the reply to a {kind} completion")
+    assert replies == ["Sorry, I cannot answer right now."]
+    assert chat.wait_for_service(timeout_sec=10)
+    future = chat.call_async(Chat.Request(text="Hello?", user_id="ann"))
+    wait_for(future.done, what="the chat service reply")
+    assert not future.result().success and future.result().reply == "" and future.result().error
+    server.mode = "ok"
+    future = chat.call_async(Chat.Request(text="Hello again", user_id="ann"))
+    wait_for(future.done, what="the chat service reply after the fault")
+    assert future.result().success and future.result().reply == "Hello there, my friend."
+
 def test_node_answers_from_a_real_llama_cpp_server(shared_data):
     """The Chat service and reply_tokens against llama-cpp-python's OpenAI-compatible server (tiny
     random-weight Qwen2, greedy): the node's reply is what the server says to the same messages."""

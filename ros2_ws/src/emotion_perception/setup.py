@@ -19,6 +19,7 @@ CORE = [
     "open_clip_torch>=2.24",
     "h5py>=3.8",  # reads the FER2013 mini-Xception weights without TensorFlow
     "rosbags>=0.10",  # rosbag2 reading/writing and CDR without ROS
+    "apsw>=3.40",  # rosbags reads sqlite3 bags through it; bags.py catches its errors on damaged bags
     "tqdm>=4.60",
     "matplotlib>=3.7",
 ]
@@ -35,7 +36,10 @@ EXTRAS = {
 }
 EXTRAS["test"] = sorted(
     set(EXTRAS["detectors"] + EXTRAS["llm"] + EXTRAS["demo"])
-    | {"pytest>=7", "catkin_pkg>=0.5", "build>=1.0"}
+    | {"pytest>=7", "hypothesis>=6.100", "catkin_pkg>=0.5", "build>=1.0"}
+    # colcon in the test venv: tests/ros builds the package with it as the README tells venv users
+    # (its Python writes the node shebangs; colcon-core keeps setuptools < 80 for --symlink-install)
+    | {"colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-selection>=0.2"}
 )
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
 

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weights: run `models/fetch` "
-              "(or `emotion-fetch`) on a machine with internet, then pass --weights-dir or use the default")
+FETCH_HINT = ("better profiles (zero-shot CLIP, OUS, DuSE) need downloaded weights: run `emotion-fetch` "
+              "(`models/fetch` in a checkout) on a machine with internet, then pass --weights-dir or use the default")
 
 
 def _stamp(seconds: float | None) -> int | None:
@@ -27,9 +27,9 @@ def _stamp(seconds: float | None) -> int | None:
 
 
 def _add_bag_options(p: argparse.ArgumentParser) -> None:
-    from .evaluation.bags import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGES
+    from .evaluation.bag_format import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGE_NAMES
 
-    p.add_argument("--storage", choices=sorted(STORAGES), default=DEFAULT_STORAGE,
+    p.add_argument("--storage", choices=sorted(STORAGE_NAMES), default=DEFAULT_STORAGE,
                    help="rosbag2 storage plugin (default: %(default)s)")
     p.add_argument("--bag-version", type=int, choices=BAG_VERSIONS, default=DEFAULT_BAG_VERSION,
                    help="rosbag2 metadata version: 8 is read by Humble and Jazzy, 9 by Jazzy only "
@@ -43,13 +43,17 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 (default: the profile's choice)")
     p.add_argument("--detector", default=None, help="face detector backend (default: the profile's)")
     p.add_argument("--weights-dir", type=Path, default=None, help="where downloaded weights live")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch and OpenCV (default: the profile's for the device, "
+                        "e.g. 1 for lite-fer2013 on CPU; fewer threads hold up better when other "
+                        "programs share the cores)")
 
 
 def _add_setting_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face-score", type=float, default=None, help="detector score threshold (default: the profile's)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override an engine setting (EngineConfig field, e.g. face_margin=0.1, max_missed=10, "
-                        "min_hits=2); repeatable")
+                   help="override an engine setting (EngineConfig field, e.g. face_margin=0.1, track_patience_s=2, "
+                        "min_hits=3, smoothing=none); repeatable")
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -121,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stale frames when the engine is slower, as on the robot (default: %(default)s)")
     p.add_argument("--results-topic", default="/emotions", help="EmotionStateArray topic (default: %(default)s)")
     p.add_argument("--label-topic", default=None, help="std_msgs/String label topic of a bag input to copy along")
-    p.add_argument("--video-out", type=Path, default=None, help="write an annotated video (.mp4 or .avi)")
+    p.add_argument("--video-out", type=Path, default=None,
+                   help="write an annotated video at the input's frame rate: .webm (VP8, plays in browsers), "
+                        ".mp4 (H.264 where this OpenCV has an encoder, else mp4v) or .avi (MJPG)")
     p.add_argument("--start-time", type=float, default=None, help="video input: stamp of the first frame (s)")
     p.add_argument("--frame-id", default="camera", help="video/camera input: header frame_id")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
@@ -143,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-topic", default="/emotions", help="results bag: EmotionStateArray topic")
     p.add_argument("--image-topic", default=None, help="results bag: image topic (default: its only one)")
     p.add_argument("--out", type=Path, default=None, help="report directory (default: <results dir>/report)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when the labels cannot fit the run (ranges after the last frame, "
+                        "frame numbers read as seconds, a face_id the run never produced); without it these "
+                        "are warnings and the status is 0")
 
     p = sub.add_parser("eval-set", help="score a profile on a labelled set of real faces (videos + photos)",
                        description="Run the engine over every labelled video and photo of DIR (DIR/videos/"
@@ -179,10 +189,12 @@ def _engine(args, **overrides):
     """(engine, info dict) for the chosen profile; says which profile runs and why."""
     from .pipeline import create_engine
 
+    overrides.setdefault("threads", args.threads)  # eval-set's --set threads=N says the same
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
                                    detector=args.detector, weights_dir=args.weights_dir, **overrides)
-    info = {"profile": choice.profile.name, "reason": choice.reason}
-    print(f"model profile: {choice.profile.name}\n  why: {choice.reason}")
+    threads = engine.threads["torch_intra_op"]
+    info = {"profile": choice.profile.name, "reason": choice.reason, "threads": threads}
+    print(f"model profile: {choice.profile.name} on {engine.device}, {threads} CPU thread(s)\n  why: {choice.reason}")
     return engine, info
 
 
@@ -191,6 +203,8 @@ def _print_run(summary) -> None:
           f"{summary.faces} face estimates) in {summary.wall_s:.1f} s = {summary.fps:.1f} frames/s")
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
+    if summary.video_note:
+        print(f"  note: {summary.video_note}")
 
 
 def _finish_run(summary, command: str) -> int:
@@ -223,7 +237,10 @@ def cmd_record(args) -> int:
 
 def cmd_run(args) -> int:
     from .evaluation import jobs
+    from .evaluation.video import check_video_path
 
+    if args.video_out is not None:
+        check_video_path(args.video_out)  # before the input is opened and the model loaded
     inp = jobs.open_input(args.input, args.topic, args.label_topic, _stamp(args.start_time), args.frame_id,
                           args.max_frames)
     try:
@@ -246,7 +263,9 @@ def cmd_eval(args) -> int:
                                       args.results_topic, args.image_topic)
     _print_scores(ev)
     print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name} and PNG plots)")
-    return 0
+    for warning in ev.warnings:
+        print(f"emotion-perception eval: warning: {warning}", file=sys.stderr)
+    return 1 if args.strict and ev.warnings else 0
 
 
 def _print_scores(ev) -> None:
@@ -291,7 +310,7 @@ def cmd_demo(args) -> int:
           f"pan/zoom over the face, then {demo.AWAY_FRAMES} frames without a face); labels: {labels}")
     engine, info = _engine(args)
     inp = jobs.open_input(str(bag), demo.TOPIC)
-    summary = jobs.run(inp, engine, out, "max", video_out=None if args.no_video else out / "annotated.mp4",
+    summary = jobs.run(inp, engine, out, "max", video_out=None if args.no_video else out / demo.VIDEO,
                        progress=not args.no_progress, info={**info, "rate": "max"})
     _print_run(summary)
     status = _finish_run(summary, "demo")

@@ -2,7 +2,7 @@
 
 The core works on HxWx3 uint8 RGB arrays. These functions take the *fields* of a
 ``sensor_msgs/Image`` (or ``CompressedImage``) rather than the message, so they run without ROS;
-``emotion_perception.ros.convert`` passes message fields in. Every malformed input raises
+``emotion_perception.messages`` passes message fields in. Every malformed input raises
 ``ImageError`` with a message naming the problem (encoding, size, step).
 """
 from __future__ import annotations
@@ -169,16 +169,81 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise ImageError(f"empty image of shape {rgb.shape}")
 
 
+# Far above any robot camera (8K is 33 MP). OpenCV allocates the size a header claims before it
+# decodes: without this bound a 600-byte JPEG claiming 65000x65000 pixels asks for 12 GB.
+MAX_COMPRESSED_PIXELS = 8192 * 8192
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from IHDR, after checking that every chunk lies inside the buffer."""
+    if data[12:16] != b"IHDR" or len(data) < 24:
+        raise ValueError("no IHDR chunk at the start")
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    pos = len(_PNG_SIGNATURE)
+    while True:
+        if pos + 12 > len(data):
+            raise ValueError("truncated before the IEND chunk")
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if pos + 12 + length > len(data):
+            raise ValueError(f"chunk {data[pos + 4:pos + 8]!r} at byte {pos} claims {length} bytes, {len(data) - pos - 12} left")
+        if data[pos + 4:pos + 8] == b"IEND":
+            return width, height
+        pos += 12 + length
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the first SOF segment, walking the marker segments before it."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"no marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            raise ValueError("no frame header (SOF) before the image data")
+        if marker in _JPEG_SOF:
+            if pos + 9 > len(data):
+                break
+            return int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    raise ValueError("truncated before the frame header (SOF)")
+
+
+def compressed_size(data: bytes) -> tuple[str, int, int]:
+    """("png" | "jpeg", width, height) as the stream's header claims; ImageError if it has none."""
+    data = bytes(data)
+    kind = "png" if data.startswith(_PNG_SIGNATURE) else "jpeg" if data.startswith(b"\xff\xd8") else None
+    if kind is None:
+        raise ImageError(f"could not decode {len(data)} bytes: neither a PNG nor a JPEG stream")
+    try:
+        width, height = (_png_size if kind == "png" else _jpeg_size)(data)
+    except ValueError as exc:
+        raise ImageError(f"could not decode {len(data)} bytes as {kind} ({exc})") from None
+    return kind, width, height
+
+
 def decode_compressed(fmt: str, data: bytes) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (jpeg or png) to RGB.
 
     ``fmt`` is the message's format field, e.g. "jpeg", "png" or "bgr8; jpeg compressed bgr8".
+    The header is read first: a stream that is neither PNG nor JPEG, whose structure runs past
+    the buffer, or that claims more than ``MAX_COMPRESSED_PIXELS`` is refused before decoding.
     """
     kind = fmt.lower()
     if not any(k in kind for k in ("jpeg", "jpg", "png")):
         raise ImageError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
     if not data:
         raise ImageError(f"empty {fmt} buffer")
+    stream, width, height = compressed_size(data)
+    if not 0 < width * height <= MAX_COMPRESSED_PIXELS:
+        raise ImageError(f"{stream} header claims {width}x{height} pixels; the limit is {MAX_COMPRESSED_PIXELS} pixels")
     bgr = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageError(f"could not decode {len(data)} bytes as {fmt} (corrupt or truncated)")

@@ -23,7 +23,9 @@ POLARITIES: tuple[str, ...] = ("negative", "neutral", "positive")
 NEGATIVE, NEUTRAL_POLARITY, POSITIVE = 0, 1, 2
 
 # Valence/arousal: positions on Russell's circumplex, rounded; used to turn a class distribution
-# into a continuous estimate (probability-weighted mean). Polarity follows the OUS paper's mapping:
+# into a continuous estimate (probability-weighted mean). Polarity is this project's mapping (the
+# OUS paper trains a scene polarity but publishes no emotion -> polarity table): the sign of each
+# class's valence, with surprise (valence near zero, either sign in practice) counted neutral:
 # happy -> positive; sad, angry, disgust, fear -> negative; neutral, surprise -> neutral.
 CLASSES: tuple[EmotionClass, ...] = (
     EmotionClass(0, "happy", POSITIVE, 0.8, 0.5),

@@ -70,6 +70,7 @@ def create_engine(
     detector=None,
     weights_dir: str | Path | None = None,
     min_face_score: float | None = None,
+    threads: int | None = None,
     **config_overrides,
 ):
     """(PerceptionEngine, ProfileChoice) for a profile name or "auto".
@@ -77,6 +78,8 @@ def create_engine(
     ``precision`` None: fp16 on CUDA, fp32 on CPU. ``detector``: None (the profile's), a name
     ("opencv", "blazeface", "blazeface_back", "sfd") or an object with ``detect(rgb)``.
     ``min_face_score`` overrides the detector's score threshold.
+    ``threads`` (None or 0: the profile's default for the device) sets torch's and OpenCV's CPU
+    threads for the whole process (engine/threads.py).
     ``config_overrides`` are EngineConfig fields (window, scene_interval, max_faces, ...).
     """
     dev = resolve_device(device)
@@ -90,6 +93,7 @@ def create_engine(
         "scene_interval": choice.profile.scene_interval,
         **choice.profile.crop_settings(),
         "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
+        "threads": threads or choice.profile.threads_for(dev.type),
         **config_overrides,
         "device": str(dev),
     }

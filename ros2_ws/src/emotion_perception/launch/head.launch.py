@@ -1,7 +1,8 @@
 """Bring up the robot head's emotion perception: `ros2 launch emotion_perception head.launch.py`.
 
 Starts the perception node (a lifecycle node) and, with autostart, configures and activates it
-by itself; optionally starts the LLM bridge on its output. `--show-args` lists the arguments.
+once at start (later transitions are the caller's: reconfigure, a lifecycle manager); optionally
+starts the LLM bridge on its output. `--show-args` lists the arguments.
 Examples:
   ros2 launch emotion_perception head.launch.py camera_topic:=/camera/color/image_raw
   ros2 launch emotion_perception head.launch.py image_transport:=compressed device:=cuda llm:=true
@@ -42,6 +43,10 @@ def declare_arguments():
                         "are present for the device"),
         DeclareLaunchArgument(
             "device", default_value="auto", description="Inference device: auto, cpu, cuda or cuda:N"),
+        DeclareLaunchArgument(
+            "threads", default_value="0",
+            description="CPU threads for torch and OpenCV in the perception node; 0 = the profile's "
+                        "default for the device (lite-fer2013 on CPU: 1)"),
         DeclareLaunchArgument(
             "debug_image", default_value="true", choices=["true", "false"],
             description="Offer debug_image with boxes, labels and scene polarity (drawn only while "
@@ -89,6 +94,7 @@ def generate_launch_description():
             {
                 "profile": ParameterValue(arg("profile"), value_type=str),
                 "device": ParameterValue(arg("device"), value_type=str),
+                "threads": ParameterValue(arg("threads"), value_type=int),
                 "image_transport": ParameterValue(arg("image_transport"), value_type=str),
                 "publish_debug_image": ParameterValue(arg("debug_image"), value_type=bool),
             },
@@ -102,8 +108,9 @@ def generate_launch_description():
         arguments=["--ros-args", "--log-level", arg("log_level")],
     )
 
-    # configure at start; activate when configuring has reached inactive (not after a manual
-    # deactivate, hence start_state)
+    # configure at start; activate when that first configure has reached inactive (not after a
+    # manual deactivate, hence start_state; and only once, so that a later reconfigure —
+    # deactivate, cleanup, configure, activate — or a lifecycle manager stays in charge)
     configure = _transition(perception, Transition.TRANSITION_CONFIGURE, autostart)
     activate = RegisterEventHandler(
         OnStateTransition(
@@ -111,6 +118,7 @@ def generate_launch_description():
             start_state="configuring",
             goal_state="inactive",
             entities=[_transition(perception, Transition.TRANSITION_ACTIVATE, autostart)],
+            handle_once=True,
         )
     )
 

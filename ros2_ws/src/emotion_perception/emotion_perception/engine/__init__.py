@@ -1,6 +1,6 @@
 """The streaming inference engine (DESIGN.md §5): per-track feature windows, batched encodes,
 CUDA streams with one CPU-compatible code path, and a latest-frame worker for back-pressure."""
 from .core import EngineConfig, PerceptionEngine, check_frame
-from .worker import LatestFrameWorker
+from .worker import LatestFrameWorker, WorkerCounts
 
-__all__ = ["EngineConfig", "LatestFrameWorker", "PerceptionEngine", "check_frame"]
+__all__ = ["EngineConfig", "LatestFrameWorker", "PerceptionEngine", "WorkerCounts", "check_frame"]

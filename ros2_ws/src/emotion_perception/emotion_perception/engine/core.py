@@ -36,6 +36,7 @@ from .buffers import WindowBuffers
 from .device import PRECISIONS, Staging, Streams, autocast, resolve_device
 from .smoothing import Smoother
 from .stats import LatencyStats
+from .threads import apply_threads
 
 STAGES = ("detect", "crop", "encode_face", "encode_scene", "head", "total")
 
@@ -59,12 +60,13 @@ class EngineConfig:
     smoothing_time_s: float = 1.0  # ema time constant (the class follows a change after ~0.7 of it)
     smoothing_margin: float = 0.15  # hysteresis: lead another class needs to replace the held one
     detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
+    threads: int = 0  # CPU threads of torch and OpenCV, process-wide (engine/threads.py); 0: leave as is
 
     def __post_init__(self) -> None:
         for name in ("window", "scene_interval", "max_faces", "min_hits"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("track_patience_s", "track_memory_s", "face_margin", "detect_max_side"):
+        for name in ("track_patience_s", "track_memory_s", "face_margin", "detect_max_side", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"EngineConfig.{name} must be >= 0, got {getattr(self, name)}")
         Smoother(self.smoothing, self.smoothing_time_s, self.smoothing_margin)  # checks the settings
@@ -117,6 +119,7 @@ class PerceptionEngine:
         if not callable(getattr(detector, "detect", None)):
             raise TypeError(f"detector must have a detect(rgb) method, got {type(detector).__name__}")
         self.config = config or EngineConfig()
+        self.threads = apply_threads(self.config.threads)
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device).eval()
         self.model_id = model.model_id or type(model).__name__
@@ -172,6 +175,7 @@ class PerceptionEngine:
                 "device": str(self.device),
                 "precision": self.config.precision,
                 "cuda_streams": self._streams.enabled,
+                "threads": self.threads,
                 "model_id": self.model_id,
                 "config": asdict(self.config),
             }

@@ -6,12 +6,16 @@ frame of each camera (``Frame.source``): a new frame replaces its camera's pendi
 as dropped), so latency stays bounded by one batch in flight plus one waiting, and memory by two
 frames per camera. The newest frames of all cameras go through ``engine.process_batch`` together,
 so one GPU serves several cameras with batched encodes.
+
+``counts()`` is a consistent snapshot of the counters, in which
+``submitted == processed + dropped + pending + in_flight`` (so ``processed + dropped`` once idle).
 """
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..types import EmotionEstimate, Frame
 
@@ -20,6 +24,16 @@ log = logging.getLogger(__name__)
 ResultCallback = Callable[[Frame, list[EmotionEstimate]], None]
 ErrorCallback = Callable[[Frame, Exception], None]
 DropCallback = Callable[[Frame], None]
+
+
+@dataclass(frozen=True)
+class WorkerCounts:
+    submitted: int  # frames accepted by submit()
+    processed: int  # frames the engine finished (successfully or not)
+    dropped: int  # frames replaced while waiting, or still waiting at close(): never processed
+    failed: int  # of the processed frames, those whose processing or delivery raised
+    pending: int  # frames waiting in their camera's slot
+    in_flight: int  # frames in the batch being processed now
 
 
 class LatestFrameWorker:
@@ -40,13 +54,13 @@ class LatestFrameWorker:
         self.on_result = on_result
         self.on_error = on_error
         self.on_drop = on_drop
-        self.submitted = 0  # = dropped + processed + pending (+ in progress)
-        self.dropped = 0  # frames replaced while waiting, or pending at close: never processed
-        self.processed = 0  # frames the engine finished (successfully or not)
-        self.failed = 0  # of those, frames whose processing or delivery raised
+        self.submitted = 0  # the counters are described in WorkerCounts
+        self.dropped = 0
+        self.processed = 0
+        self.failed = 0
         self.batches = 0
         self._slots: dict[str, Frame] = {}  # source -> newest pending frame
-        self._busy = False
+        self._in_flight = 0
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -67,10 +81,16 @@ class LatestFrameWorker:
             self._dropped([replaced])
         return replaced is None
 
+    def counts(self) -> WorkerCounts:
+        """All counters at one instant (taken under the worker's lock)."""
+        with self._cond:
+            return WorkerCounts(self.submitted, self.processed, self.dropped, self.failed,
+                                len(self._slots), self._in_flight)
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no frame is pending or in progress; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._slots and not self._busy, timeout)
+            return self._cond.wait_for(lambda: not self._slots and not self._in_flight, timeout)
 
     def close(self, timeout: float | None = 5.0) -> bool:
         """Stop after the batch in progress; pending frames are dropped. True if stopped."""
@@ -97,19 +117,24 @@ class LatestFrameWorker:
                     return
                 frames = list(self._slots.values())
                 self._slots.clear()
-                self._busy = True
-            failed = self._run(frames)
-            with self._cond:
-                self._busy = False
-                self.batches += 1
-                self.processed += len(frames)
-                self.failed += failed
-                self._cond.notify_all()
+                self._in_flight = len(frames)
+            failed = len(frames)  # stays so if _run raises past its handlers (a BaseException ends the thread)
+            try:
+                failed = self._run(frames)
+            finally:
+                with self._cond:
+                    self._in_flight = 0
+                    self.batches += 1
+                    self.processed += len(frames)
+                    self.failed += failed
+                    self._cond.notify_all()
 
     def _run(self, frames: list[Frame]) -> int:
         """Process and deliver one batch; returns how many of its frames failed."""
         try:
             results = self.engine.process_batch(frames)
+            if len(results) != len(frames):
+                raise RuntimeError(f"engine returned {len(results)} results for a batch of {len(frames)} frames")
         except Exception as err:  # one bad frame must not stop the cameras
             for frame in frames:
                 self._error(frame, err)

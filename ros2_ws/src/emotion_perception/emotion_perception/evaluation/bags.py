@@ -23,19 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import apsw
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.errors import ReaderError, WriterError
 
 from ..images import ImageError, encode_compressed
 from ..interfaces import typestore
-from ..ros.convert import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
+from ..messages import MessageTypes, compressed_msg_to_frame, image_msg_to_frame, rgb_to_image_msg
 from ..types import Frame
+from .bag_format import BAG_VERSIONS, DEFAULT_BAG_VERSION, DEFAULT_STORAGE, STORAGE_NAMES
 
-DEFAULT_STORAGE = "mcap"
-STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-DEFAULT_BAG_VERSION = 8  # read by Humble and Jazzy (see the module docstring)
-BAG_VERSIONS = (8, 9)
+STORAGES = {name: StoragePlugin[name.upper()] for name in STORAGE_NAMES}
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
@@ -50,8 +49,10 @@ def latency_topic(results_topic: str) -> str:
     return results_topic.rstrip("/") + "/latency_ms"
 
 # What rosbags and its storage back ends raise on a damaged file (truncated mcap records,
-# a cut-off sqlite database, a missing or broken metadata.yaml).
-_DAMAGE = (ReaderError, sqlite3.DatabaseError, struct.error, EOFError, KeyError, IndexError, ValueError, OSError)
+# a cut-off sqlite database, a missing or broken metadata.yaml). rosbags reads sqlite3 through
+# apsw, whose errors (e.g. apsw.CorruptError while iterating) are not sqlite3's.
+_DAMAGE = (ReaderError, sqlite3.DatabaseError, apsw.Error, struct.error, EOFError, KeyError, IndexError, ValueError,
+           OSError)
 
 
 class BagError(Exception):
@@ -144,6 +145,17 @@ def _damaged(path: Path, exc: BaseException, read: int | None = None) -> BagErro
     return BagError(f"bag {path} is truncated or corrupt ({exc}){kept}: {hint}")
 
 
+def _check_bag_folder(path: Path) -> None:
+    """A folder that was never a rosbag2 (empty, or images) is told apart from a damaged bag."""
+    if not path.is_dir() or (path / "metadata.yaml").is_file():
+        return
+    if not any(path.iterdir()):
+        raise BagError(f"{path} is an empty folder, not a rosbag2 bag")
+    if not any(p.suffix in (".mcap", ".db3") for p in path.iterdir()):
+        raise BagError(f"{path} is not a rosbag2 folder: it has no metadata.yaml and no .mcap/.db3 file "
+                       "(record one with `emotion-perception record` or `ros2 bag record`)")
+
+
 class BagReader:
     """Read-side of a rosbag2 (directory, or a bare .mcap / .db3 file)."""
 
@@ -151,6 +163,7 @@ class BagReader:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"no bag at {self.path}")
+        _check_bag_folder(self.path)
         self.store = typestore(distro)
         try:
             self._reader = Reader(self.path)
@@ -168,6 +181,11 @@ class BagReader:
 
     def count(self, topic: str) -> int:
         return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
+
+    def frame_rate(self, topic: str) -> float | None:
+        """Mean message rate of ``topic`` over the bag's time span, or None when it cannot tell."""
+        count, span_s = self.count(topic), self._reader.duration / 1e9
+        return (count - 1) / span_s if count > 1 and span_s > 0 else None
 
     def image_topic(self, topic: str | None) -> str:
         """The image topic to read: ``topic`` checked against the bag, or its only image topic."""
@@ -227,6 +245,17 @@ class BagReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def image_stamps(path: str | Path, topic: str | None = None) -> list[int]:
+    """Header stamps of a bag's images in recorded order: frame i of the recording is stamps[i],
+    the numbering offline replay and frame-unit labels use (``topic``: see ``image_topic``)."""
+    with BagReader(path) as bag:
+        stamps = []
+        for message in bag.messages([bag.image_topic(topic)]):
+            stamp = bag.deserialize(message).header.stamp
+            stamps.append(int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec))
+    return stamps
 
 
 def default_image_topic(encoding: str) -> str:

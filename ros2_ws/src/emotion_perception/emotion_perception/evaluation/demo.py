@@ -26,8 +26,10 @@ AWAY_FRAMES = 12  # 0.8 s looking away
 SIZE = 256  # output frames are SIZE x SIZE
 TOPIC = "/camera/image_raw"
 FRAME_ID = "head_camera"
-# What the demo writes under --out (removed before a new run, nothing else is touched).
-OUTPUTS = ("recording", "labels.csv", "results", "results.jsonl", "run.json", "annotated.mp4", "report")
+VIDEO = "annotated.webm"  # VP8: plays in browsers (the pip OpenCV wheels have no H.264 encoder)
+# What the demo writes under --out (removed before a new run, nothing else is touched; earlier
+# versions wrote annotated.mp4).
+OUTPUTS = ("recording", "labels.csv", "results", "results.jsonl", "run.json", VIDEO, "annotated.mp4", "report")
 
 
 def _crop(image: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .bags import DEFAULT_BAG_VERSION, DEFAULT_STORAGE, RESULTS_TOPIC, STRING, BagError, BagReader, write_image_bag
 from .labels_file import Labels, LabelsError, labels_from_messages, load_labels
-from .replay import Item, ReplaySummary, ResultSink, bag_items, frame_items, replay
 from .report import write_report
 from .results import ResultsError, load_results
 from .scoring import Evaluation, evaluate
 from .video import DEFAULT_FPS, open_source
+
+if TYPE_CHECKING:  # replay imports the engine and torch: only `run` needs them, not `eval`
+    from .replay import Item, ReplaySummary, ResultSink
 
 BAG_SUFFIXES = (".mcap", ".db3")
 
@@ -59,6 +61,8 @@ class Input:
     max_frames: int = 0
 
     def items(self, sink: ResultSink | None = None) -> Iterator[Item]:
+        from .replay import bag_items, frame_items
+
         if self.reader is not None:
             passthrough = [self.label_topic] if self.label_topic else []
             items = bag_items(self.reader, self.topic, passthrough, sink.add_passthrough if sink else None)
@@ -89,7 +93,7 @@ def open_input(spec: str, topic: str | None = None, label_topic: str | None = No
             raise
         count = reader.count(topic)
         total = min(count, max_frames) if max_frames else count
-        fps = DEFAULT_FPS
+        fps = reader.frame_rate(topic) or DEFAULT_FPS  # the annotated video plays at the recorded pace
         return Input("bag", f"bag {spec} topic {topic}", total, fps, reader=reader, topic=topic,
                      label_topic=label_topic, max_frames=max_frames)
     if label_topic:
@@ -106,6 +110,8 @@ def run(inp: Input, engine, out_dir: str | Path, rate: str = "max", results_topi
         storage: str = DEFAULT_STORAGE, version: int = DEFAULT_BAG_VERSION, video_out: str | Path | None = None,
         progress: bool = True, image_encoding: str = "jpeg", info: dict | None = None) -> ReplaySummary:
     """Replay ``inp`` through ``engine`` into ``out_dir`` (results/ bag, results.jsonl, run.json)."""
+    from .replay import ResultSink, replay
+
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

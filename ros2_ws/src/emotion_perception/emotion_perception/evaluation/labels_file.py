@@ -21,6 +21,7 @@ from its log time until the next message; an empty string or "none" ends the lab
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,8 @@ def non_negative_number(text: str, what: str, where: str) -> float:
         value = float(text)
     except ValueError:
         raise LabelsError(f"{where}: {what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise LabelsError(f"{where}: {what} {text!r} is not a finite number")
     if value < 0:
         raise LabelsError(f"{where}: {what} {value:g} is negative")
     return value
@@ -104,9 +107,11 @@ def load_labels(path: str | Path, units: str = "frames") -> Labels:
     if units not in UNITS:
         raise LabelsError(f"label units must be one of {', '.join(UNITS)}, got {units!r}")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LabelsError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LabelsError(f"labels file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     ranges = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0]

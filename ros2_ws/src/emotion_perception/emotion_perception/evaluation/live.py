@@ -1,9 +1,14 @@
 """The live evaluator behind ``eval_node``: the offline report, fed from messages (ROS-free).
 
 During ``ros2 bag play`` the node hands over each EmotionStateArray (as estimates), optionally
-each input image stamp (so frames without results count as dropped and frame numbers match the
-recording's) and label-topic strings; ``write`` scores them with the same code as
-``emotion-perception eval`` and writes the same report, so offline and online scores compare.
+each input image stamp (so frames without results count as dropped) and label-topic strings;
+``write`` scores them with the same code as ``emotion-perception eval`` and writes the same
+report, so offline and online scores compare.
+
+Frame numbers: with ``recording`` (the bag being played) frame i is the recording's i-th image, as
+offline, found by its stamp; frames never received (lost while discovery was still matching the
+player's publishers, or dropped) are reported as dropped. Without it the frames are numbered in
+order of arrival, so frames lost at the start shift frame-unit labels.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import threading
 from pathlib import Path
 
 from ..parameters import Param
+from .bags import BagError, image_stamps
 from .labels_file import UNITS, Labels, labels_from_messages, load_labels
 from .report import write_report
 from .results import ResultsAccumulator
@@ -25,6 +31,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("labels_file", "", "labels CSV (start,end,label[,face_id]); empty: use label_topic"),
     Param("units", "frames", "units of labels_file ranges: frames or seconds (since the first frame)"),
     Param("label_topic", "", "std_msgs/String topic of class names, used when labels_file is empty"),
+    Param("recording", "", "the bag being played; its image stamps number the frames as offline, so frames "
+          "never received count as dropped instead of shifting the labels (empty: number frames as they arrive)"),
+    Param("recording_topic", "", "image topic in recording to number the frames by (empty: its only image topic)"),
     Param("output_dir", "eval_report", "directory for report.json/.md/.html and the plots"),
     Param("title", "Emotion perception evaluation (live)", "report title"),
     Param("measure_latency", True, "record node clock minus result stamp as latency; meaningful with "
@@ -50,7 +59,15 @@ class LiveEvaluator:
         self.values = v
         # a bad labels file fails at start-up, not after a whole recording
         self.labels: Labels | None = load_labels(v["labels_file"], v["units"]) if v["labels_file"] else None
-        self._acc = ResultsAccumulator()
+        stamps = None
+        if v["recording"]:
+            try:
+                stamps = image_stamps(v["recording"], v["recording_topic"] or None)
+            except BagError as exc:
+                raise ValueError(f"recording: {exc}") from None
+            if not stamps:
+                raise ValueError(f"recording {v['recording']} holds no images to number the frames by")
+        self._acc = ResultsAccumulator(stamps)
         self._lock = threading.Lock()
 
     def add_results(self, stamp_ns: int, estimates, now_ns: int | None = None) -> None:
@@ -76,8 +93,14 @@ class LiveEvaluator:
         """Score everything received so far and (over)write the report."""
         with self._lock:
             results = self._acc.results(f"live {self.values['results_topic']}")
-        if not results.frames:
+            received, outside = len(self._acc), self._acc.outside_recording
+        if not received:
             raise ValueError("no results received yet")
+        if outside == received:
+            raise ValueError(f"none of the {received} results has the stamp of an image in {self.values['recording']}: "
+                             "is that the bag being played?")
+        if outside:
+            extra = {**(extra or {}), "results outside the recording (not scored)": outside}
         labels = self.labels or labels_from_messages(results.label_messages, results.t0_ns, results.end_ns,
                                                      f"label topic {self.values['label_topic']}")
         ev = evaluate(results, labels)

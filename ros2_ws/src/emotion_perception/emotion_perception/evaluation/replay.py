@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..engine import LatestFrameWorker
-from ..ros.convert import MessageTypes, estimates_to_array_msg
+from ..messages import MessageTypes, estimates_to_array_msg
 from ..types import EmotionEstimate, Frame
 from .bags import (DEFAULT_BAG_VERSION, DEFAULT_STORAGE, EMOTION_ARRAY, FLOAT64, RESULTS_TOPIC, BagMessage,
                    BagReader, BagWriter, default_image_topic, image_message, latency_topic)
@@ -91,6 +91,7 @@ class ResultSink:
     def __init__(self, bag_path: Path, jsonl_path: Path, *, results_topic: str = RESULTS_TOPIC,
                  image_topic: str | None = None, image_encoding: str = "jpeg", storage: str = DEFAULT_STORAGE,
                  version: int = DEFAULT_BAG_VERSION, video_path: Path | None = None, fps: float = 30.0):
+        self.video = VideoWriter(video_path, fps) if video_path else None  # checks the file type first
         self.bag = BagWriter(bag_path, storage, version)
         self.jsonl_path = Path(jsonl_path)
         try:
@@ -102,7 +103,6 @@ class ResultSink:
         self.results_topic = results_topic
         self.image_topic = image_topic or default_image_topic(image_encoding)
         self.image_encoding = image_encoding
-        self.video = VideoWriter(video_path, fps) if video_path else None
         self._draw = None
         if self.video is not None:
             from ..visualize import draw_estimates
@@ -174,6 +174,7 @@ class ReplaySummary:
     interrupted: bool = False
     error: str | None = None
     engine: dict = field(default_factory=dict)
+    video_note: str = ""  # why browsers will not play the annotated video, if they will not
 
     @property
     def fps(self) -> float:
@@ -298,6 +299,7 @@ def replay(engine, items: Iterable[Item], sink: ResultSink, rate: str = "max", p
     summary.outputs = {"bag": str(sink.bag.path), "jsonl": str(sink.jsonl_path)}
     if sink.video is not None and sink.video.frames:
         summary.outputs["video"] = str(sink.video.path)
+        summary.video_note = sink.video.browser_note
     stats = getattr(engine, "stats", None)
     summary.engine = _jsonable(stats()) if callable(stats) else {}
     return summary

@@ -127,7 +127,8 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
     recall = [(n, format_value(r, True)) for n, r in data["per_class_recall"].items()]
     context = [(str(k), str(v)) for k, v in (extra or {}).items()]
     context += [("results", str(data["source"])), ("labels", str(data["labels"]))]
-    sections = [("Scores", ("metric", "value"), _rows(data)), ("Per-class recall", ("class", "recall"), recall)]
+    sections = [("Warnings", ("labels that cannot fit the run",), [(w,) for w in ev.warnings])] if ev.warnings else []
+    sections += [("Scores", ("metric", "value"), _rows(data)), ("Per-class recall", ("class", "recall"), recall)]
     paths.update(write_pages(out, title, context, sections, paths))
     return paths
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ros.convert import array_msg_to_estimates
+from ..messages import array_msg_to_estimates
 from ..types import Box, EmotionEstimate
 from .bags import EMOTION_ARRAY, RESULTS_TOPIC, STRING, BagError, BagReader, latency_topic
 
@@ -151,13 +151,18 @@ def load_results(path: str | Path, **bag_options) -> Results:
 class ResultsAccumulator:
     """Collects results live (eval node): arrays as they arrive, image stamps if subscribed.
 
-    Frame indices are positions in stamp order. With image stamps known, an image without a
-    results message counts as dropped; without them, only frames with results exist.
+    With ``recording_stamps`` (the played bag's image stamps, in recorded order) the frames are the
+    recording's: frame i is recording_stamps[i] as offline, and a frame with no results message —
+    lost before discovery, dropped by the node — counts as dropped; results for other stamps are
+    not scored (``outside_recording`` counts them). Without it, frame indices are positions in
+    stamp order of what arrived: with image stamps known, an image without a results message counts
+    as dropped, but frames lost before the first arrival shift every index after them.
     """
 
-    def __init__(self):
+    def __init__(self, recording_stamps: list[int] | None = None):
         self._arrays: dict[int, tuple[list[EmotionEstimate], float | None]] = {}
         self._images: set[int] = set()
+        self._recording = None if recording_stamps is None else [int(s) for s in recording_stamps]
         self.labels: list[tuple[int, str]] = []
 
     def add_results(self, stamp_ns: int, estimates: list[EmotionEstimate], latency_ms: float | None = None) -> None:
@@ -172,8 +177,13 @@ class ResultsAccumulator:
     def __len__(self) -> int:
         return len(self._arrays)
 
+    @property
+    def outside_recording(self) -> int:
+        """Results whose stamp is no frame of the recording (0 without one)."""
+        return 0 if self._recording is None else len(set(self._arrays) - set(self._recording))
+
     def results(self, source: str = "live") -> Results:
-        stamps = sorted(self._images | set(self._arrays))
+        stamps = self._recording if self._recording is not None else sorted(self._images | set(self._arrays))
         frames = []
         for index, stamp in enumerate(stamps):
             estimates, latency = self._arrays.get(stamp, ([], None))

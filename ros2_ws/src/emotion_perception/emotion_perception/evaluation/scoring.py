@@ -39,6 +39,7 @@ class Evaluation:
     timeline: list[tuple[float, int | None, bool]] = field(default_factory=list)
     labels: Labels | None = None
     source: str = ""
+    warnings: list[str] = field(default_factory=list)  # labels that cannot fit the run (label_warnings)
 
     @property
     def missed(self) -> int:
@@ -64,7 +65,39 @@ class Evaluation:
             "missed_faces": self.missed,
             "unlabelled_frames_with_faces": self.unlabelled_with_faces,
             "latency_ms": self.latency_percentiles(),
+            "warnings": list(self.warnings),
         }
+
+
+def label_warnings(results: Results, labels: Labels) -> list[str]:
+    """What makes labels unfit for a run, which would otherwise only show as "UAR n/a" or 0 %:
+    ranges that begin after the run's last frame, frame numbers read as seconds (or the reverse),
+    and face ids the run never produced."""
+    if not results.frames:
+        return []
+    warnings = []
+    n = len(results.frames)
+    last_s = results.seconds(results.frames[-1])
+    ends = [r.end for r in labels.ranges]
+    whole = all(float(v).is_integer() for r in labels.ranges for v in (r.start, r.end))
+    if labels.units == "seconds" and whole and max(ends) > 2 * max(last_s, 1.0 / 30):
+        warnings.append(f"{labels.source}: the ranges look like frame numbers (up to {max(ends):g}) but are read "
+                        f"as seconds (the run lasts {last_s:.2f} s, {n} frames): use --units frames")
+    if labels.units == "frames" and not whole:
+        warnings.append(f"{labels.source}: fractional frame numbers: if these are seconds, use --units seconds")
+    for r in labels.ranges:
+        past = r.start >= n if labels.units == "frames" else r.start > last_s
+        if past:
+            run = f"{n} frames, 0-{n - 1}" if labels.units == "frames" else f"{last_s:.2f} s"
+            warnings.append(f"{labels.source}:{r.line}: range [{r.start:g}, {r.end:g}) begins after the run's "
+                            f"last frame ({run}); it scores nothing")
+    seen = {str(e.face_id) for frame in results.frames for e in frame.estimates}
+    for face_id in sorted(f for f in labels.face_ids if f is not None):
+        if face_id not in seen:
+            lines = ", ".join(str(r.line) for r in labels.ranges if r.face_id == face_id)
+            warnings.append(f"{labels.source}: face_id {face_id} (line {lines}) never appears in the results "
+                            f"(their face ids: {', '.join(sorted(seen)) or 'none'})")
+    return warnings
 
 
 def evaluate(results: Results, labels: Labels) -> Evaluation:
@@ -96,5 +129,5 @@ def evaluate(results: Results, labels: Labels) -> Evaluation:
         processed=sum(f.processed for f in results.frames),
         dropped=sum(not f.processed for f in results.frames),
         latencies_ms=latencies, unlabelled_with_faces=unlabelled, timeline=timeline, labels=labels,
-        source=results.source,
+        source=results.source, warnings=label_warnings(results, labels),
     )

@@ -6,6 +6,9 @@ file, not the speed of reading it. A camera's frames are stamped with the wall c
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +33,9 @@ class VideoSource:
         self.path = Path(path)
         if not self.path.is_file():
             raise VideoError(f"no video file at {self.path}")
+        if cv2.haveImageReader(str(self.path)):  # by content: OpenCV would play a photo as a 1-frame video
+            raise VideoError(f"{self.path} is a still image, not a video: give a video file, a rosbag2 or a camera "
+                             "index (a clip of a photo: ffmpeg -loop 1 -i photo.png -t 5 -r 15 clip.mp4)")
         self.start_ns = time.time_ns() if start_ns is None else int(start_ns)
         self.frame_id = frame_id
         self.source = source
@@ -117,29 +123,75 @@ def open_source(spec: str, start_ns: int | None = None, frame_id: str = "camera"
     return VideoSource(spec, start_ns, frame_id)
 
 
+# Codecs per file type, first choice first. Browsers play H.264 mp4 and VP8 webm; the
+# opencv-python(-headless) wheels carry a VP8 encoder but no H.264 one, so .mp4 then falls back to
+# MPEG-4 Part 2 (mp4v), which desktop players play and browsers do not.
+CODECS = {".webm": ("VP80",), ".mp4": ("avc1", "mp4v"), ".avi": ("MJPG",)}
+BROWSER_CODECS = ("VP80", "avc1")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the lines OpenCV's FFmpeg back end prints straight to fd 2 while probing codecs
+    ("tag ... is not supported", "could not find encoder"); our own error says what failed."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def check_video_path(path: str | Path) -> Path:
+    """``path`` if its file type is one VideoWriter writes; a VideoError otherwise."""
+    path = Path(path)
+    if path.suffix.lower() not in CODECS:
+        raise VideoError(f"cannot write video {path}: use .webm (VP8, plays in browsers), .mp4 or .avi")
+    return path
+
+
 class VideoWriter:
-    """Writes RGB frames to an .mp4 (mp4v) or .avi (MJPG); opened at the first frame's size.
+    """Writes RGB frames to a .webm (VP8), .mp4 (H.264 where OpenCV has an encoder, else mp4v)
+    or .avi (MJPG) at ``fps``; opened at the first frame's size.
 
     Frames of another size are resized to the first one's, so a stream whose resolution changes
-    still gives one playable file.
+    still gives one playable file. ``codec`` says which codec was used once a frame is written.
     """
 
     def __init__(self, path: str | Path, fps: float):
-        self.path = Path(path)
+        self.path = check_video_path(path)
         self.fps = float(fps) if fps > 0 else DEFAULT_FPS
         self.frames = 0
+        self.codec: str | None = None
         self._writer = None
         self._size: tuple[int, int] | None = None
 
+    @property
+    def browser_note(self) -> str:
+        """Empty when browsers play the file; otherwise why not and what does."""
+        if self.codec is None or self.codec in BROWSER_CODECS:
+            return ""
+        return (f"{self.path.name} is {self.codec}, which browsers do not play (desktop players do)"
+                + ("; this OpenCV has no H.264 encoder" if self.path.suffix.lower() == ".mp4" else "")
+                + ": a .webm video (VP8) plays in browsers")
+
+    def _open(self, size: tuple[int, int]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for codec in CODECS[self.path.suffix.lower()]:
+            with _quiet_stderr():
+                writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, size)
+            if writer.isOpened():
+                self._writer, self.codec, self._size = writer, codec, size
+                return
+        raise VideoError(f"cannot write video {self.path}: this OpenCV build has no encoder for "
+                         f"{' or '.join(CODECS[self.path.suffix.lower()])}")
+
     def write(self, rgb: np.ndarray) -> None:
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            self._size = (rgb.shape[1], rgb.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, self._size)
-            if not self._writer.isOpened():
-                self._writer = None
-                raise VideoError(f"cannot write video {self.path} (use .mp4 or .avi)")
+            self._open((rgb.shape[1], rgb.shape[0]))
         if (rgb.shape[1], rgb.shape[0]) != self._size:
             rgb = cv2.resize(rgb, self._size)
         self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

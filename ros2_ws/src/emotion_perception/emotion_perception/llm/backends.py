@@ -10,7 +10,10 @@ bounded by ``timeout`` seconds (the httpx timeouts, plus a wall-clock deadline c
 streamed chunks). Connection failures (server down, connection dropped before any token was
 delivered, 503 busy) are retried ``retries`` times with exponential backoff; a missing model,
 a malformed reply, a timeout or a drop after tokens were delivered are not, because retrying would
-not help or would repeat tokens the caller already has. Worst case per call:
+not help or would repeat tokens the caller already has. An empty answer (no text, or only
+whitespace) is an ``empty`` error, never a successful ``''``: a robot must not "say" nothing as if
+it had answered. A stream that ends before its final message (Ollama ``"done": true``, OpenAI
+``data: [DONE]`` after a chunk with a ``finish_reason``) is ``dropped``. Worst case per call:
 ``(retries + 1) * timeout + sum of backoffs``.
 """
 from __future__ import annotations
@@ -30,8 +33,9 @@ MALFORMED = "malformed"  # the reply is not the documented JSON
 DROPPED = "dropped"  # the connection closed before the answer was complete
 SERVER_ERROR = "server_error"  # the server reported an error (HTTP 5xx or an error object)
 HTTP_ERROR = "http_error"  # another HTTP status (401, 400, ...)
+EMPTY = "empty"  # the server finished properly but the answer has no text
 INTERNAL = "internal"  # a bug on our side (e.g. a token callback raised)
-ERROR_KINDS = (SERVER_DOWN, MODEL_MISSING, TIMEOUT, MALFORMED, DROPPED, SERVER_ERROR, HTTP_ERROR, INTERNAL)
+ERROR_KINDS = (SERVER_DOWN, MODEL_MISSING, TIMEOUT, MALFORMED, DROPPED, SERVER_ERROR, HTTP_ERROR, EMPTY, INTERNAL)
 
 Messages = list[Mapping[str, str]]
 TokenCallback = Callable[[str], None]
@@ -100,6 +104,8 @@ class ChatBackend(ABC):
             attempt += 1
             try:
                 answer = self._chat_once(messages, forward if on_token else None, time.monotonic() + self.timeout)
+                if not answer.text.strip():
+                    raise BackendError(EMPTY, f"empty answer ({answer.completion_tokens} completion tokens)")
                 return ChatResult(True, answer.text, attempts=attempt, latency_s=time.monotonic() - start,
                                   prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens)
             except Exception as e:  # noqa: BLE001 - every failure becomes a result, by contract
@@ -168,6 +174,8 @@ class OllamaBackend(ChatBackend):
         try:
             if on_token is None:
                 r = self._client.chat(stream=False, **kwargs)
+                if not r.done:
+                    raise BackendError(DROPPED, 'reply without "done": true')
                 return _Answer(r.message.content or "", r.prompt_eval_count, r.eval_count)
             return self._stream(self._client.chat(stream=True, **kwargs), on_token, deadline)
         except self._response_error as e:
@@ -227,19 +235,23 @@ class OpenAICompatibleBackend(ChatBackend):
             return self._read_events(r.iter_lines(), on_token, deadline)
 
     def _read_events(self, lines: Iterator[str], on_token: TokenCallback, deadline: float) -> _Answer:
-        text, usage = [], {}
+        """Server-sent events up to ``data: [DONE]``; a choice's ``finish_reason`` marks the final chunk."""
+        text, usage, finished = [], {}, False
         for line in lines:
             self._check_deadline(deadline)
             if not line.startswith("data:"):
                 continue  # blank separators, ": keep-alive" comments, event names
             payload = line[5:].strip()
             if payload == "[DONE]":
+                if not finished:
+                    raise BackendError(DROPPED, "event stream ended with [DONE] but no chunk had a finish_reason")
                 return _Answer("".join(text), usage.get("prompt_tokens"), usage.get("completion_tokens"))
             event = json.loads(payload)
             if "error" in event:
                 raise BackendError(SERVER_ERROR, f"server error: {_error_detail(json.dumps(event))}")
             usage = event.get("usage") or usage
             for choice in event.get("choices") or ():
+                finished = finished or bool(choice.get("finish_reason"))
                 chunk = (choice.get("delta") or {}).get("content") or ""
                 if chunk:
                     text.append(chunk)

@@ -133,7 +133,11 @@ def load_checkpoint(path: str | Path, model: nn.Module, profile_name: str | None
     ]
     if shapes:
         problems.append(f"shape mismatch {_short(shapes)}")
-    config_diff = _dict_diff(payload.get("head_config", {}), dict(getattr(model, "head_config", {})))
+    saved_config, own_config = payload.get("head_config", {}), dict(getattr(model, "head_config", {}))
+    for key in getattr(model, "forward_keys", ()):
+        if saved_config.get(key) != own_config.get(key):
+            problems.append(f"head setting {key} is {saved_config.get(key)!r}, this model's is {own_config.get(key)!r}")
+    config_diff = _dict_diff(saved_config, own_config)
     if problems:
         if config_diff:
             problems.append(f"head config differs ({config_diff})")

@@ -18,6 +18,9 @@ class ClipHeadModel(EmotionModel):
 
     kind = ""
     frozen_prefixes = ("clip.",)  # what checkpoints leave out (see models.checkpoint)
+    # Head settings that change the forward pass without changing any tensor's shape: a
+    # checkpoint trained under other values is refused (models.checkpoint), not loaded with a warning.
+    forward_keys: tuple[str, ...] = ()
 
     def __init__(self, clip: nn.Module, head_config: dict, model_id: str):
         super().__init__()

@@ -1,4 +1,4 @@
-"""``models/fetch`` / ``emotion-fetch``: download and verify the weights a model profile needs.
+"""``emotion-fetch`` (``models/fetch`` in a checkout): download and verify the weights a model profile needs.
 
 Robots run offline; run this on a machine with internet, then copy the weights directory to the
 robot (or fetch on the robot while it is online). CLIP checkpoints come from the Hugging Face hub
@@ -7,8 +7,8 @@ checked against its sha256: a published one from the profile where it exists, ot
 computed at the first download is recorded in ``<weights dir>/checksums.sha256`` and checked from
 then on.
 
-    models/fetch --list [--weights-dir DIR]
-    models/fetch PROFILE [PROFILE ...] [--weights-dir DIR]
+    emotion-fetch --list [--weights-dir DIR]
+    emotion-fetch PROFILE [PROFILE ...] [--weights-dir DIR]
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _offline_error(url: str, reason: str, profile: Profile, weights_dir: Path) -
     host = urllib.parse.urlsplit(url).hostname
     return FetchError(
         f"cannot reach {host} ({reason}) to download {url}. This machine has no internet access "
-        f"(or a firewall blocks {host}): run `models/fetch {profile.name} --weights-dir DIR` on a machine "
+        f"(or a firewall blocks {host}): run `emotion-fetch {profile.name} --weights-dir DIR` on a machine "
         f"that has, copy DIR to {weights_dir} here (or point ${WEIGHTS_ENV} at it), and run again."
     )
 
@@ -208,7 +208,7 @@ def print_list(weights_dir: Path, say=print) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="models/fetch",
+        prog="emotion-fetch",
         description="Download and verify the weights of model profiles, for robots that run offline.",
     )
     parser.add_argument("profiles", nargs="*", metavar="PROFILE", help="profile name(s) to fetch")
@@ -225,10 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.profiles:
             fetch_profile(get_profile(name), weights_dir)
     except (FetchError, UnknownProfileError, OSError, ValueError) as e:
-        print(f"models/fetch: error: {e}", file=sys.stderr)
+        print(f"emotion-fetch: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("models/fetch: interrupted", file=sys.stderr)
+        print("emotion-fetch: interrupted", file=sys.stderr)
         return 130
     in_dir = [f for n in args.profiles for f in get_profile(n).weight_files(weights_dir) if f.path.is_file()]
     if in_dir:

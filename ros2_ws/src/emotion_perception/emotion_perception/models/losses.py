@@ -37,6 +37,8 @@ def polarity_loss(polarity_logits: torch.Tensor, polarity_targets: torch.Tensor)
 class ContrastiveCriterion:
     """DuSE: the contrastive loss alone."""
 
+    needs_aux = False  # uses the logits only (see training.trainer.HeadNetwork)
+
     def __call__(self, out: HeadOutput, targets: torch.Tensor, polarity_targets=None):
         loss = contrastive_loss(out.logits, targets)
         return loss, {"contrastive": float(loss.detach())}
@@ -86,9 +88,17 @@ class AlphaSwitchCriterion:
             parts.update(similarity=float(sim.detach()), polarity=float(pol.detach()))
         parts["full"] = float(self.full)
         if update:
-            value = parts["contrastive"]
-            self.running = value if self.running is None else self.momentum * self.running + (1 - self.momentum) * value
+            self.observe(parts["contrastive"])
         return total, parts
+
+    @property
+    def needs_aux(self) -> bool:
+        """Whether the next training batch uses the polarity logits and face/scene features."""
+        return self.full
+
+    def observe(self, value: float) -> None:
+        """Move the running contrastive loss (distributed training passes the global batch's mean)."""
+        self.running = value if self.running is None else self.momentum * self.running + (1 - self.momentum) * value
 
     def state_dict(self) -> dict:
         return {"alpha": self.alpha, "momentum": self.momentum, "running": self.running}

@@ -44,6 +44,8 @@ DEFAULTS = {
     "queries": 8,
     "n_ctx": 64,  # CoOp context tokens
     "alpha": 1.0,  # losses.AlphaSwitchCriterion threshold on the running contrastive loss
+    "descriptions": False,  # class description sentences after the CoOp tokens (prompts.py); the
+    # OUS paper has none, and with its 64 tokens they would not fit CLIP's 77-token context
 }
 
 
@@ -112,6 +114,7 @@ class TypeFusionEncoder(nn.Module):
 class OUSModel(ClipHeadModel):
     kind = "ous"
     uses_scene = True
+    forward_keys = ("descriptions",)
 
     def __init__(self, clip: nn.Module, tokenizer, head_config: dict | None = None, model_id: str = "ous"):
         cfg = {**DEFAULTS, **(head_config or {})}
@@ -137,7 +140,8 @@ class OUSModel(ClipHeadModel):
         self.align = Aligner(dim, int(cfg["align_channels"]))
         self.polarity = PolarityEncoder(width, dim, self.early_blocks, drop)
         self.tfe = TypeFusionEncoder(dim, int(cfg["tfe_blocks"]), int(cfg["queries"]), heads, ratio, drop)
-        self.prompts = PromptedTextEncoder(clip, tokenizer, CLASS_NAMES, int(cfg["n_ctx"]), depth=1)
+        self.prompts = PromptedTextEncoder(clip, tokenizer, CLASS_NAMES, int(cfg["n_ctx"]), depth=1,
+                                           descriptions=bool(cfg["descriptions"]))
 
     @torch.no_grad()
     def encode_faces(self, pixels: torch.Tensor) -> torch.Tensor:

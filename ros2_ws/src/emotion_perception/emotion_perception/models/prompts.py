@@ -1,7 +1,12 @@
 """Learnable text prompts through open_clip's frozen text transformer (CoOp and deep prompts).
 
 A class prompt is the token sequence ``[SOT] X X ... X <class name> . [EOT]``; the embeddings at
-the ``X`` positions are replaced by learnable context vectors. With ``depth`` 1 this is CoOp
+the ``X`` positions are replaced by learnable context vectors. With ``descriptions`` a fixed
+sentence about the class's facial movements follows the class name (``X X X X happy. The lip
+corners ...``), as DuSE pairs its learnable tokens with "fixed prompt words that combine emotion
+categories with descriptions of subtle facial expression changes". DuSE does not publish its
+sentences: ``CLASS_DESCRIPTIONS`` are this project's, written in that style from the facial action
+units commonly listed for each basic emotion (FACS), not the paper's text. With ``depth`` 1 this is CoOp
 (prompts at the input only, used by OUS). With ``depth`` > 1 the context positions are overwritten
 again before each of the first ``depth`` transformer blocks by that layer's own learnable tokens
 (deep prompting, used by DuSE's HTPC, which also derives its vision prompts from these tokens).
@@ -21,6 +26,29 @@ from open_clip.transformer import text_global_pool
 from torch import nn
 
 CONTEXT_TOKEN = "X"
+
+# This project's paper-style class descriptions (see the module doc); 14-21 BPE tokens each, so
+# with DuSE's 4 context tokens a prompt stays far inside CLIP's 77-token context.
+CLASS_DESCRIPTIONS = {
+    "happy": "The lip corners pull up and back, the cheeks rise and the eyes narrow slightly.",
+    "sad": "The inner brows rise and draw together, the eyelids droop and the lip corners turn down.",
+    "neutral": "The face is relaxed, the brows level, the eyes calm and the mouth closed and still.",
+    "angry": "The brows lower and pull together, the eyes glare and the lips press tight.",
+    "surprise": "The brows shoot up, the eyes open wide and the jaw drops open.",
+    "disgust": "The nose wrinkles, the upper lip rises and the cheeks push up.",
+    "fear": "The brows rise and draw together, the upper eyelids lift and the lips stretch back.",
+}
+
+
+def class_prompts(class_names: Sequence[str], n_ctx: int, descriptions: bool = False) -> list[str]:
+    """Prompt texts: n_ctx context placeholders, the class name, and optionally its description."""
+    context = " ".join([CONTEXT_TOKEN] * n_ctx)
+    if not descriptions:
+        return [f"{context} {name}." for name in class_names]
+    missing = [name for name in class_names if name not in CLASS_DESCRIPTIONS]
+    if missing:
+        raise ValueError(f"no description for classes {missing}")
+    return [f"{context} {name}. {CLASS_DESCRIPTIONS[name]}" for name in class_names]
 
 
 def prompt_depth(depth: str | int, layers: int) -> int:
@@ -91,15 +119,17 @@ class PromptedTextEncoder(nn.Module):
         n_ctx: int,
         depth: str | int = 1,
         init_std: float = 0.02,
+        descriptions: bool = False,
     ):
         super().__init__()
         tower = _TextTower(clip)
         self.n_ctx = int(n_ctx)
         self.depth = prompt_depth(depth, tower.layers)
-        prompts = [" ".join([CONTEXT_TOKEN] * self.n_ctx) + f" {name}." for name in class_names]
-        tokens = tokenizer(prompts)
+        tokens = tokenizer(class_prompts(class_names, self.n_ctx, descriptions))
         if (tokens[:, -1] != 0).any():
-            raise ValueError(f"{self.n_ctx} context tokens + class name exceed the text context length")
+            what = "class name + description" if descriptions else "class name"
+            raise ValueError(f"{self.n_ctx} context tokens + {what} exceed the text context of "
+                             f"{tokens.shape[1]} tokens; use fewer context tokens")
         if _is_causal(tower.attn_mask, tokens.shape[1]) and tower.pool_type in ("argmax", "eos"):
             # Under a causal mask nothing after the pooled EOT token can change it: drop the padding.
             tokens = tokens[:, : int(_pool_index(tokens, tower).max()) + 1]
@@ -116,6 +146,10 @@ class PromptedTextEncoder(nn.Module):
     @property
     def width(self) -> int:
         return self.ctx.shape[-1]
+
+    @property
+    def text_layers(self) -> int:
+        return self._tower.layers
 
     def forward(self) -> torch.Tensor:
         """Unnormalised class embeddings [C, E].

@@ -137,6 +137,7 @@ class Profile:
     scene_interval: int = 4
     test_only: bool = False  # tiny random-weight profiles: never chosen by `auto`
     devices: tuple = ()  # device types it is fast enough on (cpu, cuda, mps); empty = any
+    threads: dict = field(default_factory=dict)  # device type -> CPU threads (engine/threads.py); absent = 0
     path: Path | None = None
 
     @classmethod
@@ -161,6 +162,10 @@ class Profile:
     def crop_settings(self) -> dict:
         """The profile's crop geometry as EngineConfig fields (face_margin, face_square, face_shift)."""
         return {CROP_SETTINGS[k]: v for k, v in (self.crop or {}).items()}
+
+    def threads_for(self, device: str) -> int:
+        """Default CPU thread count on ``device`` (cpu, cuda:0, ...); 0 = torch's and OpenCV's own."""
+        return int(self.threads.get(str(device).split(":")[0], 0))
 
     def suits(self, device: str | None) -> bool:
         """Whether this profile is meant to run on ``device`` (cpu, cuda:0, ...); None = any."""

@@ -1,6 +1,6 @@
 """eval_node: score perception live during ``ros2 bag play`` and write the offline report.
 
-    ros2 run emotion_perception eval_node --ros-args -p labels_file:=labels.csv \
+    ros2 run emotion_perception eval_node --ros-args -p labels_file:=labels.csv -p recording:=rec/ \
         -p image_topic:=/camera/image_raw -p output_dir:=report_live -p use_sim_time:=true
 
 Subscribes ``emotions`` (EmotionStateArray), optionally ``image_topic`` and ``label_topic``
@@ -22,8 +22,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ..evaluation.live import PARAMETERS, LiveEvaluator
-from .convert import array_msg_to_estimates, stamp_to_ns
-from .spin import spin
+from ..messages import array_msg_to_estimates, stamp_to_ns
+from .spin import run
 
 
 class EvalNode(Node):
@@ -41,6 +41,10 @@ class EvalNode(Node):
         if values["label_topic"] and not values["labels_file"]:
             self.create_subscription(String, values["label_topic"], self._on_label, qos)
         self.create_service(Trigger, "~/write_report", self._on_write)
+        if values["labels_file"] and not values["recording"]:
+            self.get_logger().warning(
+                "no recording set: frames are numbered as they arrive, so frames lost before the first one "
+                "(while discovery matches `ros2 bag play`) shift the labels; set recording:=<the bag being played>")
         self.get_logger().info(f"scoring {self.resolve_topic_name(values['results_topic'])}; report to "
                                f"{values['output_dir']} on ~/write_report and at shutdown")
 
@@ -71,24 +75,20 @@ class EvalNode(Node):
         return response
 
 
+def _final_report(node: EvalNode) -> None:
+    if node.evaluator.count:
+        try:
+            print(node.write_report())
+        except ValueError as exc:
+            print(f"eval_node: no report written: {exc}")
+
+
 def main(args=None) -> None:
-    rclpy.init(args=args)
     try:
-        node = EvalNode()
+        run(EvalNode, args, before_destroy=_final_report)
     except ValueError as exc:  # no labels to score against, bad labels file: say so, no traceback
         rclpy.logging.get_logger("eval_node").fatal(str(exc))
-        rclpy.try_shutdown()
         sys.exit(2)
-    try:
-        spin(node)
-    finally:
-        if node.evaluator.count:
-            try:
-                print(node.write_report())
-            except ValueError as exc:
-                print(f"eval_node: no report written: {exc}")
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 
-import rclpy
 from emotion_msgs.msg import EmotionStateArray
 from emotion_msgs.srv import Chat
 from rcl_interfaces.msg import ParameterDescriptor
@@ -29,8 +28,8 @@ from std_msgs.msg import String
 
 from ..llm.bridge import BridgeReply
 from ..llm.params import PARAMETERS, build_bridge
-from .convert import array_msg_to_estimates
-from .spin import spin
+from ..messages import array_msg_to_estimates
+from .spin import run
 
 
 class LLMBridgeNode(Node):
@@ -124,13 +123,7 @@ class LLMBridgeNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = LLMBridgeNode()
-    try:
-        spin(node, MultiThreadedExecutor(num_threads=node.service_slots + 2))
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(LLMBridgeNode, args, lambda node: MultiThreadedExecutor(num_threads=node.service_slots + 2))
 
 
 if __name__ == "__main__":

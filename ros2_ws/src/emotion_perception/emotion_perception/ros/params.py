@@ -32,6 +32,9 @@ PARAMETERS: tuple[Param, ...] = (
           "engine default", low=0, high=30, at_configure=True),
     Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
           low=1, high=64, at_configure=True),
+    Param("threads", 0, "CPU threads for torch and OpenCV in this process; 0 = the profile's default "
+          "for the device (lite-fer2013 on CPU: 1). Fewer threads hold up better when other nodes "
+          "share the cores", low=0, high=256, at_configure=True),
     # Input.
     Param("image_topics", ["image"], "Camera topics, one subscription each (remap 'image' for one "
           "camera); frames of all cameras are batched through one engine", at_configure=True),
@@ -93,7 +96,7 @@ def engine_options(values: dict[str, Value]) -> dict:
     for key in ("precision", "detector", "weights_dir"):
         if values[key]:
             opts[key] = values[key]
-    for key in ("window", "scene_interval"):
+    for key in ("window", "scene_interval", "threads"):
         if values[key]:
             opts[key] = values[key]
     for key in ("max_faces", "min_face_score"):

@@ -26,7 +26,7 @@ camera frames (each Expression carries its own image's header).
 
 Inference runs off the executor on a ``LatestFrameWorker`` (one latest-frame slot per camera),
 so a slow model drops stale frames instead of blocking callbacks or growing a queue. The node
-only translates: conversion is in ``convert``, parameters in ``params``, diagnostics in
+only translates: conversion is in ``..messages``, parameters in ``params``, diagnostics in
 ``diagnostics`` — all ROS-free and tested in CI.
 """
 from __future__ import annotations
@@ -38,9 +38,9 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from emotion_msgs.msg import EmotionState, EmotionStateArray
+from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -48,6 +48,7 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -70,7 +71,7 @@ from ..images import ImageError
 from ..labels import NUM_CLASSES
 from ..types import Box, EmotionEstimate
 from ..visualize import draw_estimates
-from .convert import (
+from ..messages import (
     MessageTypes,
     compressed_msg_to_frame,
     estimate_to_expression,
@@ -81,7 +82,7 @@ from .convert import (
 )
 from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera
 from .params import BY_NAME, PARAMETERS, Param, engine_options, validate
-from .spin import spin
+from .spin import run
 from .tracked import TrackedFaces
 
 NODE_NAME = "perception_node"
@@ -95,6 +96,8 @@ _PARAM_TYPES = {
 _LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR,
            STALE: DiagnosticStatus.STALE}
 _PROBE = EmotionEstimate("probe", Box(0, 0, 1, 1), np.full(NUM_CLASSES, 1 / NUM_CLASSES, np.float32), 1, "probe")
+_TRANSITION_NAMES = {v: k[len("TRANSITION_"):].lower() for k, v in vars(Transition).items()
+                     if k.startswith("TRANSITION_")}
 _RELIABLE = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
 
@@ -118,6 +121,7 @@ class PerceptionNode(LifecycleNode):
         for p in PARAMETERS:
             self.declare_parameter(p.name, p.default, _descriptor(p))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._refuse_invalid_transitions()
         self._types = MessageTypes.from_rclpy()
         self._values: dict = {}
         self._engine = None
@@ -151,6 +155,29 @@ class PerceptionNode(LifecycleNode):
         return validate({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
 
     # ----------------------------------------------------------------------------- lifecycle
+    def _refuse_invalid_transitions(self) -> None:
+        """Answer a change_state request that is invalid in the current state with success=false.
+
+        rclpy (Humble, Jazzy) lets rcl's "Transition is not registered" error escape the service
+        callback, which ends the executor's spin: one stray request from a lifecycle manager or a
+        second launch killed the node. The service object is rclpy's own (no public hook)."""
+        service = self._service_change_state
+        change_state = service.callback
+
+        def guarded(request, response):
+            try:
+                return change_state(request, response)
+            except _rclpy.RCLError as err:
+                t = request.transition
+                name = _TRANSITION_NAMES.get(t.id, "unknown")
+                self.get_logger().warning(
+                    f"refused lifecycle transition {name} (id {t.id}) in state "
+                    f"{self._state_machine.current_state[1]}: {err}")
+                response.success = False
+                return response
+
+        service.callback = guarded
+
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self._values = self._read_parameters()
@@ -175,7 +202,7 @@ class PerceptionNode(LifecycleNode):
             return result
         self._engine.set_cameras(self._sources)
         self._monitor = ProcessingMonitor(cameras=self._sources)
-        self._tracked = TrackedFaces(self._engine.config.max_missed)
+        self._tracked = TrackedFaces(self._engine.config.track_patience_s)
         self._worker = LatestFrameWorker(self._engine, self._on_result, self._on_error, on_drop=self._on_drop)
         self._active = True
         self.get_logger().info(f"processing {', '.join(self._sources)} ({self._values['image_transport']})")
@@ -419,13 +446,7 @@ class PerceptionNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = PerceptionNode()
-    try:
-        spin(node)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(PerceptionNode, args)
 
 
 if __name__ == "__main__":

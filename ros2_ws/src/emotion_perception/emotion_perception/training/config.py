@@ -35,6 +35,7 @@ class DatasetConfig:
     scene_from_face: bool = False  # let a scene model see the face crop as its scene (no scene frames)
     train_split_file: str | None = None  # FERV39k
     test_split_file: str | None = None  # FERV39k
+    feature_cache: str | None = None  # folder of `emotion-train cache` (frozen features; OUS, zero-shot)
 
     def reader_options(self, split: str) -> dict:
         """Keyword arguments for ``datasets.read_split`` for one split."""

@@ -43,7 +43,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..labels import CLASS_NAMES, class_id, polarity_target
-from .augment import AugmentConfig, apply_clip, draw_clip
+from .augment import AugmentConfig, ClipDraw, apply_clip, draw_clip
 from .sampling import frame_names, matching_indices, sample_indices
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,7 @@ def read_image(path: Path, size: int) -> np.ndarray:
 
 
 def clip_loader(dataset: "ClipDataset", batch_size: int, num_workers: int, *, shuffle: bool,
-                pin_memory: bool = False) -> DataLoader:
+                pin_memory: bool = False, sampler=None) -> DataLoader:
     """A DataLoader over clips. Workers are *spawned*, not forked.
 
     A forked worker inherits OpenCV's thread pool in whatever state the parent left it; once the
@@ -347,7 +347,8 @@ def clip_loader(dataset: "ClipDataset", batch_size: int, num_workers: int, *, sh
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,  # a sampler (torchrun's shards) orders itself
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=workers,
@@ -359,6 +360,18 @@ def clip_loader(dataset: "ClipDataset", batch_size: int, num_workers: int, *, sh
 def _worker_init(_worker_id: int) -> None:
     """Workers decode clips in parallel already; one OpenCV thread each avoids oversubscription."""
     cv2.setNumThreads(1)
+
+
+@dataclass(frozen=True)
+class ClipSample:
+    """One draw of a clip: frame indices and validity mask [T] (-1 = padding), the clip's
+    augmentation (None at test time), and the scene frames paired with the face frames (the face
+    indices when the face doubles as the scene)."""
+
+    indices: np.ndarray
+    mask: np.ndarray
+    augment: ClipDraw | None
+    scene_indices: np.ndarray
 
 
 class ClipDataset(Dataset):
@@ -416,35 +429,50 @@ class ClipDataset(Dataset):
     def labels(self) -> np.ndarray:
         return np.array([r.label for r in self.records], dtype=np.int64)
 
-    def __getitem__(self, index: int) -> dict:
+    def draw(self, index: int) -> ClipSample:
+        """The frames (and augmentation) item ``index`` shows this time: random in training, fixed
+        at test. The feature cache's dataset makes the very same draw, so sampling stays exact."""
         record = self.records[index]
         # Torch's RNG is seeded per DataLoader worker and epoch, so draws differ across workers.
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())) if self.train else 0)
         n = len(record.face_frames)
         indices, mask = sample_indices(n, self.num_frames, train=self.train, rng=rng)
-        draw = draw_clip(self.augment, rng) if self.augment is not None else None
+        augment = draw_clip(self.augment, rng) if self.augment is not None else None
+        scene = indices if record.scene_dir is None else matching_indices(indices, mask, n, len(record.scene_frames))
+        return ClipSample(indices, mask, augment, scene)
+
+    def item(self, index: int, sample: ClipSample, face: torch.Tensor, scene: torch.Tensor | None = None) -> dict:
+        """The item dict around a clip's face (and scene) tensors."""
+        label = self.records[index].label
+        item = {
+            "face": face,
+            "mask": torch.from_numpy(sample.mask),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "polarity": torch.tensor(polarity_target(label), dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+        if scene is not None:
+            item["scene"] = scene
+        return item
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        sample = self.draw(index)
 
         def load(folder, frames, idx, size):
             pixels = self._load(record, folder, frames, idx, size)
-            return apply_clip(pixels, draw, mask) if draw is not None else pixels
+            return apply_clip(pixels, sample.augment, sample.mask) if sample.augment is not None else pixels
 
-        face = load(record.face_dir, record.face_frames, indices, self.face_size)
-        item = {
-            "face": torch.from_numpy(face),
-            "mask": torch.from_numpy(mask),
-            "label": torch.tensor(record.label, dtype=torch.int64),
-            "polarity": torch.tensor(polarity_target(record.label), dtype=torch.int64),
-            "index": torch.tensor(index, dtype=torch.int64),
-        }
+        face = load(record.face_dir, record.face_frames, sample.indices, self.face_size)
+        scene = None
         if self.with_scene:
             if record.scene_dir is None:  # scene_from_face
                 scene = face if self.scene_size == self.face_size else load(
-                    record.face_dir, record.face_frames, indices, self.scene_size)
+                    record.face_dir, record.face_frames, sample.indices, self.scene_size)
             else:
-                scene_idx = matching_indices(indices, mask, n, len(record.scene_frames))
-                scene = load(record.scene_dir, record.scene_frames, scene_idx, self.scene_size)
-            item["scene"] = torch.from_numpy(scene)
-        return item
+                scene = load(record.scene_dir, record.scene_frames, sample.scene_indices, self.scene_size)
+            scene = torch.from_numpy(scene)
+        return self.item(index, sample, torch.from_numpy(face), scene)
 
     @staticmethod
     def _load(record, folder: Path, frames: tuple[str, ...], indices: np.ndarray, size: int) -> np.ndarray:

@@ -4,7 +4,8 @@ The loss is a criterion from ``models.losses`` chosen by the model's kind (OUS: 
 contrastive + similarity + polarity losses; DuSE: contrastive), or plain cross-entropy for models
 without one. Criteria return ``(loss, {term: float})`` and carry state for resuming.
 Mixed precision (autocast + GradScaler) is used on CUDA only; the CPU path is the same code in fp32.
-Scores always come from the confusion matrix of the whole loader, never averaged per batch.
+Scores always come from the confusion matrix of the whole loader, never averaged per batch;
+under torchrun the confusion matrices of all ranks are summed (``training.distributed``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from ..evaluation.metrics import Scores, confusion_matrix, scores_from_confusion
 from ..models.base import EmotionModel, HeadOutput
 from ..models.losses import criterion_for
+from . import distributed
 
 
 class CrossEntropyCriterion:
@@ -43,6 +45,8 @@ class CrossEntropyCriterion:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+    needs_aux = True
 
 
 def make_criterion(model: nn.Module, alpha: float | None = None):
@@ -67,14 +71,40 @@ def make_criterion(model: nn.Module, alpha: float | None = None):
 class EvalResult:
     scores: Scores
     loss: float
-    predictions: np.ndarray  # [N] predicted canonical ids, in loader order
+    predictions: np.ndarray  # [N] predicted canonical ids, in dataset-index order
     targets: np.ndarray
     indices: np.ndarray  # dataset index of each prediction
     probabilities: np.ndarray = field(repr=False, default=None)  # [N, C]
 
 
+class HeadNetwork(nn.Module):
+    """What the loops (and DDP) call: the model on pixel clips, or its head on cached features.
+
+    ``aux=False`` returns the logits alone: DDP waits for a gradient of every parameter an output
+    depends on, so outputs the loss will not use (OUS's polarity and alignment terms after the α
+    switch) must not be returned.
+    """
+
+    def __init__(self, model: EmotionModel, features: bool = False):
+        super().__init__()
+        self.model = model
+        self.features = features
+
+    def forward(self, face, mask, scene=None, aux: bool = True) -> HeadOutput:
+        if self.features:
+            out = self.model.forward_window(face, mask, scene, mask if scene is not None else None)
+        else:
+            out = self.model(face, mask, scene)
+        return out if aux else HeadOutput(logits=out.logits)
+
+
 class Trainer:
-    """Runs epochs of one model with one optimizer on one device."""
+    """Runs epochs of one model with one optimizer on one device (one rank of a torchrun world).
+
+    ``features``: batches hold cached per-frame features (``feature_cache``), not pixels.
+    Under torchrun the training forward goes through DistributedDataParallel; evaluation runs
+    each rank's shard of the loader and gathers the results.
+    """
 
     def __init__(
         self,
@@ -87,6 +117,7 @@ class Trainer:
         grad_clip: float | None = None,
         warmup_steps: int = 0,
         progress: bool = True,
+        features: bool = False,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -100,7 +131,15 @@ class Trainer:
         self.grad_clip = grad_clip
         self.warmup_steps = int(warmup_steps)
         self.steps_done = 0  # optimizer steps so far (set it when resuming, for the warm-up)
-        self.progress = progress
+        self.world = distributed.env_world() if distributed.active() else distributed.World()
+        self.progress = progress and self.world.main
+        self.network = HeadNetwork(model, features)
+        self.train_network: nn.Module = self.network
+        if self.world.distributed and optimizer is not None:
+            self.train_network = nn.parallel.DistributedDataParallel(
+                self.network, device_ids=[self.device] if self.device.type == "cuda" else None,
+                find_unused_parameters=True, broadcast_buffers=False,
+            )
 
     def _inputs(self, batch: dict):
         nb = self.device.type == "cuda"
@@ -120,17 +159,20 @@ class Trainer:
         """One pass over ``loader``; returns the mean loss (and mean loss terms) per sample."""
         if self.optimizer is None:
             raise RuntimeError("training needs an optimizer")
-        self.model.train()
+        self.train_network.train()
         totals: dict[str, float] = {}
         seen = 0
         start = time.perf_counter()
         bar = tqdm(loader, desc=desc, leave=False, disable=not self.progress, dynamic_ncols=True)
+        sync_switch = self.world.distributed and hasattr(self.criterion, "observe")
         for batch in bar:
             face, mask, scene, labels, polarity = self._inputs(batch)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                output = self.model(face, mask, scene)
-                loss, parts = self.criterion(output, labels, polarity)
+                output = self.train_network(face, mask, scene, aux=getattr(self.criterion, "needs_aux", True))
+                loss, parts = self.criterion(output, labels, polarity, **({"update": False} if sync_switch else {}))
+            if sync_switch:  # every rank's α switch follows the contrastive loss of the global batch
+                self.criterion.observe(self._global_mean(parts["contrastive"], labels.shape[0]))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} during {desc}; lower the learning rate")
             self.scaler.scale(loss).backward()
@@ -154,6 +196,7 @@ class Trainer:
                 totals[name] = totals.get(name, 0.0) + float(value) * n
             bar.set_postfix(loss=f"{totals['loss'] / seen:.4f}")
         bar.close()
+        totals, seen = self._sum_over_ranks(totals, seen)
         out = {name: value / max(seen, 1) for name, value in totals.items()}
         out["samples"] = seen
         out["seconds"] = time.perf_counter() - start
@@ -162,14 +205,14 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, loader, *, desc: str = "eval") -> EvalResult:
         """Predictions over the whole loader and the scores of its full confusion matrix."""
-        self.model.eval()
+        self.network.eval()
         preds, targets, indices, probs = [], [], [], []
         loss_sum, seen = 0.0, 0
         bar = tqdm(loader, desc=desc, leave=False, disable=not self.progress, dynamic_ncols=True)
         for batch in bar:
             face, mask, scene, labels, polarity = self._inputs(batch)
             with self._autocast():
-                output = self.model(face, mask, scene)
+                output = self.network(face, mask, scene)
                 loss, _ = self.criterion(output, labels, polarity, **self._eval_kwargs)
             n = labels.shape[0]
             loss_sum += float(loss) * n
@@ -180,20 +223,43 @@ class Trainer:
             targets.append(batch["label"].numpy())
             indices.append(batch["index"].numpy())
         bar.close()
+        num_classes = self.model.num_classes
+        local = (_joined(preds, np.int64), _joined(targets, np.int64), _joined(indices, np.int64),
+                 _joined(probs, np.float32, num_classes))
+        # Every rank holds a disjoint shard: sum the confusion matrices, gather the per-clip rows.
+        confusion = torch.from_numpy(confusion_matrix(local[1], local[0], num_classes)).to(self.device)
+        confusion = distributed.all_reduce_sum(confusion).cpu().numpy()
+        sums, seen = self._sum_over_ranks({"loss": loss_sum}, seen)
         if not seen:
             raise ValueError("evaluation loader is empty")
-        pred = np.concatenate(preds)
-        tgt = np.concatenate(targets)
-        num_classes = self.model.num_classes
-        scores = scores_from_confusion(confusion_matrix(tgt, pred, num_classes))
+        pred, tgt, idx, prob = (np.concatenate(part) for part in zip(*distributed.all_gather(local)))
+        order = np.argsort(idx, kind="stable")  # dataset order, whatever the sharding
         return EvalResult(
-            scores=scores,
-            loss=loss_sum / seen,
-            predictions=pred,
-            targets=tgt,
-            indices=np.concatenate(indices),
-            probabilities=np.concatenate(probs),
+            scores=scores_from_confusion(confusion),
+            loss=sums["loss"] / seen,
+            predictions=pred[order],
+            targets=tgt[order],
+            indices=idx[order],
+            probabilities=prob[order],
         )
+
+    def _sum_over_ranks(self, totals: dict[str, float], seen: int) -> tuple[dict[str, float], int]:
+        """Per-rank sums (loss terms, sample count) summed over a torchrun world, in one all-reduce."""
+        if not self.world.distributed:
+            return totals, seen
+        names = sorted(totals)
+        values = torch.tensor([totals[n] for n in names] + [seen], dtype=torch.float64, device=self.device)
+        values = distributed.all_reduce_sum(values).tolist()
+        return dict(zip(names, values[:-1])), int(values[-1])
+
+    def _global_mean(self, value: float, n: int) -> float:
+        sums, count = self._sum_over_ranks({"v": value * n}, n)
+        return sums["v"] / max(count, 1)
+
+
+def _joined(chunks: list[np.ndarray], dtype, *tail: int) -> np.ndarray:
+    """Concatenated batch results; an empty array of the right shape for a rank without clips."""
+    return np.concatenate(chunks).astype(dtype, copy=False) if chunks else np.zeros((0, *tail), dtype)
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

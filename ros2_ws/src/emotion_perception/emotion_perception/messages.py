@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..images import RawImage, decode_compressed, from_rgb, to_rgb
-from ..labels import NUM_CLASSES, POLARITIES
-from ..types import Box, EmotionEstimate, Frame
+from .images import RawImage, decode_compressed, from_rgb, to_rgb
+from .labels import NUM_CLASSES, POLARITIES
+from .types import Box, EmotionEstimate, Frame
 
 POLARITY_UNKNOWN = 255  # emotion_msgs/EmotionState.POLARITY_UNKNOWN
 _NS = 1_000_000_000

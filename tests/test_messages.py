@@ -10,7 +10,7 @@ import pytest
 from emotion_perception.images import SUPPORTED_ENCODINGS, ImageError, encode_compressed, from_rgb
 from emotion_perception.interfaces import typestore
 from emotion_perception.labels import CLASS_NAMES, valence_arousal
-from emotion_perception.ros.convert import (
+from emotion_perception.messages import (
     HRI_EXPRESSIONS,
     POLARITY_UNKNOWN,
     MessageTypes,

@@ -1,0 +1,126 @@
+"""The nodes as processes, built and run the way the README tells venv users (issue 11, defects 6, 7).
+
+colcon writes each node executable's shebang with the Python that runs colcon (a setup.cfg
+setting does not reach --symlink-install's `setup.py develop`). So the workspace is built with the
+colcon of the environment that has the packages (`pip install colcon-core colcon-ros`; colcon-core
+also keeps setuptools below 80, which --symlink-install needs), and its setup.sh is sourced: the
+executables must then start on this Python, and a Ctrl-C at any moment must end them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source /opt/ros/<distro>/setup.bash")
+pytest.importorskip("emotion_msgs.msg", reason="needs the built emotion_msgs package (source install/setup.bash)")
+pytest.importorskip("colcon_core", reason="needs colcon in this Python (pip install colcon-core colcon-ros "
+                                          "colcon-package-selection, in the test extras)")
+
+from conftest import PACKAGE_DIR  # noqa: E402
+from ros_graph import ros_context, wait_for  # noqa: E402
+
+NODES = ("perception_node", "llm_bridge", "eval_node")
+
+
+def build(root, *options) -> "os.PathLike":
+    src = root / "src" / "emotion_perception"
+    shutil.copytree(PACKAGE_DIR, src, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    proc = subprocess.run([sys.executable, "-m", "colcon", "build", *options, "--packages-select",
+                           "emotion_perception", "--base-paths", "src"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root / "install"
+
+
+@pytest.fixture(scope="module")
+def symlinked(tmp_path_factory):
+    """The README's build: colcon build --symlink-install."""
+    return build(tmp_path_factory.mktemp("ws_symlink"), "--symlink-install")
+
+
+@pytest.mark.parametrize("mode", ["plain", "symlinked"])
+def test_node_executables_start_on_the_python_that_has_the_packages(mode, symlinked, tmp_path):
+    install = symlinked if mode == "symlinked" else build(tmp_path)
+    for node in NODES:
+        script = install / "emotion_perception" / "lib" / "emotion_perception" / node
+        assert script.read_text().splitlines()[0] == f"#!{sys.executable}", f"{mode}: {node}"
+
+
+def start(install, node, *ros_args) -> subprocess.Popen:
+    """The installed executable after `. install/setup.sh`, as `ros2 run` would start it."""
+    script = install / "emotion_perception" / "lib" / "emotion_perception" / node
+    command = f'. "{install}/setup.sh" && exec "{script}" --ros-args {" ".join(ros_args)}'
+    return subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, signals: int = 1, timeout: float = 20.0) -> tuple[int, str]:
+    """SIGINT (``signals`` times, as the terminal and `ros2 launch` each send one); the exit code
+    and output. A process still running after ``timeout`` is killed and fails the test."""
+    for i in range(signals):
+        if i:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"still running {timeout:g} s after Ctrl-C; its output:\n{out[-3000:]}")
+    return proc.returncode, out
+
+
+def visible(name: str):
+    """A check that the node ``name`` has joined the ROS graph."""
+    context_manager = ros_context()
+    context = context_manager.__enter__()
+    peer = rclpy.create_node("process_test_peer", context=context)
+
+    def check():
+        return name in peer.get_node_names()
+
+    def close():
+        peer.destroy_node()
+        context_manager.__exit__(None, None, None)
+    return check, close
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_ctrl_c_while_running_ends_the_node_quietly(node, symlinked, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("0,10,happy\n")
+    check, close = visible(node)
+    proc = start(symlinked, node, "-p", f"labels_file:={labels}", "-p", f"output_dir:={tmp_path / 'report'}")
+    try:
+        wait_for(lambda: check() or proc.poll() is not None, 90, f"{node} to join the graph")
+    finally:
+        close()
+    assert proc.poll() is None, f"{node} exited by itself: {proc.communicate()[0][-3000:]}"
+    code, out = stop(proc)
+    assert code == 0 and "Traceback" not in out, out[-3000:]
+
+
+@pytest.mark.parametrize("delay_s", [0.5, 2.0])
+def test_ctrl_c_during_start_up_ends_the_node(delay_s, symlinked):
+    """Ctrl-C while Python imports (0.5 s) or while the node is being made (2 s): the process ends."""
+    proc = start(symlinked, "perception_node")
+    time.sleep(delay_s)
+    code, out = stop(proc)
+    assert code in (0, -signal.SIGINT, 128 + signal.SIGINT, 1), out[-3000:]
+
+
+def test_two_ctrl_c_in_a_row_still_clean_up(symlinked):
+    check, close = visible("perception_node")
+    proc = start(symlinked, "perception_node")
+    try:
+        wait_for(lambda: check() or proc.poll() is not None, 90, "perception_node to join the graph")
+    finally:
+        close()
+    code, out = stop(proc, signals=2)
+    assert code == 0 and "Traceback" not in out, out[-3000:]

@@ -1,0 +1,167 @@
+"""Core behaviours pinned to values worked out by hand, over sequences rather than one instant:
+inputs chosen so that a plausible one-line bug (swapped weights, a timer not restarted, an
+unsorted scan, a reset of every camera) changes the result."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from emotion_perception.engine import EngineConfig, PerceptionEngine
+from emotion_perception.evaluation.labels_file import LabelsError, load_labels
+from emotion_perception.labels import CLASS_NAMES, class_id
+from emotion_perception.llm.context import ContextConfig, EmotionContextTracker
+from emotion_perception.models.base import HeadOutput
+from emotion_perception.models.losses import (
+    AlphaSwitchCriterion,
+    contrastive_loss,
+    polarity_targets_from_labels,
+    similarity_loss,
+)
+from emotion_perception.types import Box, EmotionEstimate
+from test_engine import CPU, FACE, ConvModel, always, frames
+
+# --- OUS losses and the α switch ----------------------------------------------------------------
+
+
+def output_with_loss(target_prob: float, batch: int = 2) -> HeadOutput:
+    """A head output whose contrastive loss is exactly -log(target_prob) for class 0 targets."""
+    rest = (1.0 - target_prob) / 6
+    logits = torch.log(torch.tensor([target_prob] + [rest] * 6)).repeat(batch, 1)
+    face = torch.tensor([[1.0, 0.0]]).repeat(batch, 1)
+    scene = torch.tensor([[0.0, 1.0]]).repeat(batch, 1)
+    return HeadOutput(logits, torch.zeros(batch, 3), {"face": face, "scene": scene})
+
+
+def test_loss_terms_match_their_definitions():
+    targets = torch.zeros(2, dtype=torch.long)
+    assert contrastive_loss(torch.zeros(2, 7), targets).item() == pytest.approx(math.log(7))
+    assert contrastive_loss(output_with_loss(0.25).logits, targets).item() == pytest.approx(-math.log(0.25))
+    face = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    scene = torch.tensor([[0.0, 1.0], [3.0, 3.0]])  # cos 0 and cos 45°
+    assert similarity_loss(face, scene).item() == pytest.approx((1.0 + (1 - 1 / math.sqrt(2))) / 2)
+
+
+def test_polarity_targets_follow_the_class_table():
+    # negative 0, neutral 1, positive 2 (labels.POLARITIES)
+    expected = {"happy": 2, "sad": 0, "neutral": 1, "angry": 0, "surprise": 1, "disgust": 0, "fear": 0}
+    got = polarity_targets_from_labels(torch.tensor([class_id(n) for n in CLASS_NAMES])).tolist()
+    assert dict(zip(CLASS_NAMES, got)) == expected
+
+
+def test_alpha_switch_uses_the_moving_average_from_before_each_batch():
+    """momentum 0.8 (asymmetric): running = 0.8 * running + 0.2 * loss, decided before the update."""
+    criterion = AlphaSwitchCriterion(alpha=1.5, momentum=0.8)
+    targets = torch.zeros(2, dtype=torch.long)
+    high, low = -math.log(0.1), -math.log(0.9)  # 2.3026, 0.1054
+    expected_running, running, flags = [], None, []
+    for loss in (high, low, low, low, low):
+        _, parts = criterion(output_with_loss(math.exp(-loss)), targets)
+        flags.append(parts["full"])
+        running = loss if running is None else 0.8 * running + 0.2 * loss
+        expected_running.append(running)
+        assert criterion.running == pytest.approx(running, rel=1e-6)
+    # running: 2.303, 1.863, 1.511, 1.230, 1.005 -> the 4th batch (decided on 1.511) is still full
+    assert flags == [1.0, 1.0, 1.0, 1.0, 0.0]
+    assert expected_running[2] > 1.5 > expected_running[3]
+
+
+def test_alpha_switch_full_loss_is_the_sum_and_validation_does_not_update():
+    criterion = AlphaSwitchCriterion(alpha=1.0, momentum=0.5)
+    out = output_with_loss(0.5)
+    total, parts = criterion(out, torch.zeros(2, dtype=torch.long))
+    assert parts["similarity"] == pytest.approx(1.0)  # face ⟂ scene
+    assert parts["polarity"] == pytest.approx(math.log(3))  # uniform over 3 polarities
+    assert total.item() == pytest.approx(parts["contrastive"] + parts["similarity"] + parts["polarity"])
+    before = criterion.running
+    criterion(output_with_loss(0.01), torch.zeros(2, dtype=torch.long), update=False)
+    assert criterion.running == before == pytest.approx(math.log(2))
+    criterion.running = 0.9  # below α: the contrastive term alone, no OUS-only outputs needed
+    total, parts = criterion(HeadOutput(out.logits), torch.zeros(2, dtype=torch.long))
+    assert parts["full"] == 0.0 and "similarity" not in parts and total.item() == pytest.approx(math.log(2))
+
+
+# --- LLM context hysteresis over time -------------------------------------------------------------
+
+S = 1_000_000_000  # ns per second
+
+
+def leaning(class_name: str, p: float = 0.8) -> np.ndarray:
+    probs = np.full(7, (1 - p) / 6)
+    probs[class_id(class_name)] = p
+    return probs
+
+
+def reported_over_time(sequence, **config) -> list[str]:
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=0.0, switch_margin=0.15, switch_hold_s=0.5, **config))
+    out = []
+    for t, name in sequence:
+        stamp = int(t * S)
+        tracker.update([EmotionEstimate("f", Box(0, 0, 10, 10), leaning(name), 1, "m", stamp_ns=stamp)])
+        out.append(tracker.context(stamp).class_name)
+    return out
+
+
+def test_hold_timer_restarts_when_the_challenger_loses_its_lead():
+    # sad leads at 0.1, loses the lead at 0.3, leads again from 0.5: it must hold until 1.0
+    seq = [(0.0, "happy"), (0.1, "sad"), (0.3, "happy"), (0.5, "sad"), (0.7, "sad"), (0.9, "sad"), (1.0, "sad")]
+    assert reported_over_time(seq) == ["happy"] * 6 + ["sad"]
+
+
+def test_hold_timer_restarts_when_a_different_class_takes_the_lead():
+    seq = [(0.0, "happy"), (0.1, "sad"), (0.4, "angry"), (0.8, "angry"), (0.9, "angry")]
+    assert reported_over_time(seq) == ["happy", "happy", "happy", "happy", "angry"]
+
+
+def test_a_lead_smaller_than_the_margin_never_switches():
+    probs_sad = np.full(7, 0.0)
+    probs_sad[class_id("happy")], probs_sad[class_id("sad")] = 0.45, 0.55  # lead 0.10 < 0.15
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=0.0, switch_margin=0.15, switch_hold_s=0.5))
+    tracker.update([EmotionEstimate("f", Box(0, 0, 10, 10), leaning("happy"), 1, "m", stamp_ns=1)])
+    for t in (1, 2, 3):
+        tracker.update([EmotionEstimate("f", Box(0, 0, 10, 10), probs_sad, 1, "m", stamp_ns=t * S)])
+    assert tracker.context(3 * S).class_name == "happy"
+
+
+def test_smoothing_weights_by_elapsed_time():
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=1.0, switch_hold_s=0.0, switch_margin=0.0))
+    tracker.update([EmotionEstimate("f", Box(0, 0, 10, 10), leaning("happy", 1.0), 1, "m", stamp_ns=S)])
+    tracker.update([EmotionEstimate("f", Box(0, 0, 10, 10), leaning("sad", 1.0), 1, "m", stamp_ns=2 * S)])
+    # after 1 s with τ = 1 s the new estimate weighs 1 - e^-1 = 0.632
+    ctx = tracker.context(2 * S)
+    assert ctx.class_name == "sad" and ctx.confidence == pytest.approx(1 - math.exp(-1), abs=1e-6)
+
+
+# --- labels files: order and case -----------------------------------------------------------------
+
+
+def test_unsorted_ranges_and_a_capitalised_header(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("Start,End,Label,Face_ID\n50,60,Sad\n0,10,HAPPY\n20,30,neutral,2\n")
+    labels = load_labels(path)
+    assert labels.target(5, 0.0) == class_id("happy")
+    assert labels.target(55, 0.0) == class_id("sad")
+    assert labels.target(25, 0.0, "2") == class_id("neutral") and labels.target(25, 0.0) is None
+
+
+def test_overlap_is_found_whatever_the_order_of_the_lines(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("40,50,sad\n0,10,happy\n45,70,neutral\n")  # line 1 and line 3 overlap
+    with pytest.raises(LabelsError, match=r"overlapping ranges for the main face: line 1 \[40, 50\) sad and line 3"):
+        load_labels(path)
+
+
+# --- several cameras ---------------------------------------------------------------------------------
+
+
+def test_reset_of_one_camera_keeps_the_other_cameras_tracks():
+    engine = PerceptionEngine(ConvModel(), always(FACE), EngineConfig(window=8, **CPU))
+    for a, b in zip(frames(3, "a"), frames(3, "b", seed=1)):
+        engine.process_batch([a, b])
+    engine.reset("a")
+    assert engine.stats()["sources"] == 1
+    [a_next], [b_next] = engine.process_batch([frames(4, "a")[3], frames(4, "b", seed=1)[3]])
+    assert a_next.frames_used == 1  # camera a starts a fresh window
+    assert b_next.frames_used == 4  # camera b kept its three frames
