@@ -59,7 +59,8 @@ def test_engine_smooths_per_track_and_forgets_on_reset():
     from test_engine import FACE, ConvModel, always, frames
 
     engine = PerceptionEngine(ConvModel(), always(FACE),
-                              EngineConfig(device="cpu", window=1, smoothing="hysteresis", smoothing_margin=1.0))
+                              EngineConfig(device="cpu", window=1, min_hits=1, smoothing="hysteresis",
+                                           smoothing_margin=1.0))
     classes = {engine.process(f)[0].class_id for f in frames(6, "cam", seed=3)}
     assert len(classes) == 1  # a margin of 1 can never be overcome
     assert engine._smoother.keys() == [("cam", "face_1")]

@@ -29,13 +29,13 @@ class TrackedFaces:
         with self._lock:
             seen = self._seen.setdefault(source, {})
             seen.update(dict.fromkeys(face_ids, now_s))
-            self._drop_older(now_s)
+            self._drop_older(now_s, [seen])  # other cameras' faces go on the expiry timer
             return self._ids()
 
     def expire(self, now_s: float) -> bool:
         """Forget faces unseen for longer than the patience (stopped cameras too); True if any went."""
         with self._lock:
-            return self._drop_older(now_s)
+            return self._drop_older(now_s, self._seen.values())
 
     def ids(self) -> list[str]:
         with self._lock:
@@ -45,9 +45,9 @@ class TrackedFaces:
         with self._lock:
             self._seen.clear()
 
-    def _drop_older(self, now_s: float) -> bool:
+    def _drop_older(self, now_s: float, cameras) -> bool:
         changed = False
-        for seen in self._seen.values():
+        for seen in cameras:
             for face_id in [f for f, t in seen.items() if now_s - t > self.patience_s]:
                 del seen[face_id]
                 changed = True
