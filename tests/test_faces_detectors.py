@@ -68,7 +68,7 @@ def detectors(shared_data):
 
 
 def test_registry_names():
-    assert set(DETECTORS) == {"opencv", "blazeface", "blazeface_back", "sfd"}
+    assert set(DETECTORS) == {"opencv", "blazeface", "blazeface_back", "sfd", "mtcnn", "dlib_hog", "dlib_cnn"}
     with pytest.raises(ValueError, match="unknown face detector"):
         create_detector("mediapipe")
 

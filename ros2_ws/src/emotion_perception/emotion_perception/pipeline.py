@@ -1,9 +1,11 @@
 """One call from a profile name to a ready engine: model, face detector and engine settings.
 
 The profile decides the model, the window, the scene interval and the detector it was tuned
-with. On a CPU-only machine a neural detector whose weights are missing falls back to OpenCV's
-cascade (which ships with OpenCV), and the returned choice says so; on CUDA a missing detector
-file is an error, since that machine is expected to have been provisioned with ``models/fetch``.
+with. A detector that cannot be built here (weights absent, package not installed) gives way to
+the profile's ``detector.fallback`` list in order, and on a CPU-only machine finally to OpenCV's
+cascade (which ships with OpenCV); the returned choice says which and why. On CUDA a profile
+without fallbacks whose detector file is missing is an error, since that machine is expected to
+have been provisioned with ``models/fetch``.
 """
 from __future__ import annotations
 
@@ -22,30 +24,53 @@ log = logging.getLogger(__name__)
 FALLBACK_DETECTOR = "opencv"
 
 
+def detector_order(detector, profile, device) -> list[str]:
+    """Detector names to try, best first: ``detector`` alone when named by the caller; else the
+    profile's detector, its ``fallback`` list, and on CPU OpenCV's cascade last."""
+    if detector is not None:
+        return [detector]
+    spec = profile.detector or {}
+    names = [spec.get("name") or FALLBACK_DETECTOR, *(spec.get("fallback") or [])]
+    if device.type == "cpu":
+        names.append(FALLBACK_DETECTOR)
+    return list(dict.fromkeys(names))
+
+
 def make_detector(detector, profile, device, weights_dir: Path | None = None, min_score: float | None = None):
-    """(detector, note): ``detector`` as given if it has ``detect``; else built by name (None: the
-    profile's, with its weight files under ``weights_dir``). ``note`` explains a fallback to
-    OpenCV on CPU when the profile's detector cannot be built here, or is empty. ``min_score``
+    """(detector, note): ``detector`` as given if it has ``detect``; else the first of
+    ``detector_order`` that can be built here (the profile's own detector gets its settings and
+    weight files under ``weights_dir``). ``note`` says which detectors were unavailable and why
+    (empty when the first choice was built); the choice is logged either way. ``min_score``
     (None: the profile's or the detector's default) drops weaker detections."""
     if callable(getattr(detector, "detect", None)):
         return detector, ""
     spec = dict(profile.detector or {})
-    name = detector or spec.get("name") or FALLBACK_DETECTOR
-    options = {}
-    if name == spec.get("name"):  # the profile's own detector: its settings and weight files
-        options = {k: v for k, v in spec.items() if k not in ("name", "files")}
-        options.update(profile.detector_paths(weights_dir))
-    if min_score is not None:
-        options["min_score"] = min_score
-    try:
-        return create_detector(name, device=str(device), **options), ""
-    except (FileNotFoundError, ImportError) as err:  # WeightsMissingError is a FileNotFoundError
-        if detector is not None or device.type != "cpu" or name == FALLBACK_DETECTOR:
-            raise
-        note = f"face detector {name!r} unavailable ({err}); using {FALLBACK_DETECTOR!r} on CPU"
+
+    def build(name):
+        options = {}
+        if name == spec.get("name"):  # the profile's own detector: its settings and weight files
+            options = {k: v for k, v in spec.items() if k not in ("name", "files", "fallback")}
+            options.update(profile.detector_paths(weights_dir))
+        if min_score is not None:
+            options["min_score"] = min_score
+        return create_detector(name, device=str(device), **options)
+
+    def chosen(built, skipped):
+        if not skipped:
+            log.info("face detector %r: first choice of %s, available here", built.name, profile.name)
+            return built, ""
+        note = f"face detector {'; '.join(skipped)}; using {built.name!r}"
         log.warning(note)
-        extra = {} if min_score is None else {"min_score": min_score}
-        return create_detector(FALLBACK_DETECTOR, device="cpu", **extra), note
+        return built, note
+
+    *preferred, last = detector_order(detector, profile, device)
+    skipped = []
+    for name in preferred:
+        try:
+            return chosen(build(name), skipped)
+        except (FileNotFoundError, ImportError) as err:  # WeightsMissingError is a FileNotFoundError
+            skipped.append(f"{name!r} unavailable ({err})")
+    return chosen(build(last), skipped)
 
 
 def select(profile: str, weights_dir, device):

@@ -52,11 +52,23 @@ def _require_file(path: str | Path | None, default_name: str, argument: str) -> 
     return path
 
 
-def _check_device(device: str) -> str:
+def check_device(device: str) -> str:
     device = str(device)
     if device.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device must be cpu, cuda[:N] or mps, got {device!r}")
     return device
+
+
+def to_reference(raw: np.ndarray, box_on_reference: tuple[float, float, float, float]) -> np.ndarray:
+    """(N, 5) x0, y0, x1, y1, score boxes of a detector -> the reference face boxes they stand for."""
+    w_ratio, h_ratio, dx, dy = box_on_reference
+    out = raw.copy()
+    width, height = (raw[:, 2] - raw[:, 0]) / w_ratio, (raw[:, 3] - raw[:, 1]) / h_ratio
+    cx = (raw[:, 0] + raw[:, 2]) / 2 - dx * width
+    cy = (raw[:, 1] + raw[:, 3]) / 2 - dy * height
+    out[:, 0], out[:, 2] = cx - width / 2, cx + width / 2
+    out[:, 1], out[:, 3] = cy - height / 2, cy + height / 2
+    return out
 
 
 class FaceDetector(ABC):
@@ -64,9 +76,18 @@ class FaceDetector(ABC):
 
     ``detect`` returns boxes in pixels of the input image, clipped to it, with score in [0, 1],
     at least ``min_score`` and sides of at least ``min_size`` pixels, sorted by score (best first).
+
+    Every detector reports the same face box: each detector puts its box somewhere else on a face
+    (BlazeFace lower and tighter, MTCNN narrower and taller), so ``BOX_ON_REFERENCE`` says where,
+    relative to the hand-labelled face boxes of ``../shared/data/eval/images`` (24 faces; the
+    OpenCV cascade boxes them almost exactly so): box width and height as fractions of the
+    reference side, box centre offset (x, y) in reference sides, means over those faces.
+    ``detect`` maps each raw box back onto the reference, so a profile's crop setting (margin,
+    shift) holds whichever detector found the face.
     """
 
     name: str = ""
+    BOX_ON_REFERENCE: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 0.0)
 
     def __init__(self, min_score: float = 0.5, min_size: float = 20):
         if not 0.0 <= min_score <= 1.0:
@@ -80,7 +101,7 @@ class FaceDetector(ABC):
         check_rgb(rgb)
         height, width = rgb.shape[:2]
         raw = np.asarray(self._detect_xyxy(np.ascontiguousarray(rgb)), dtype=np.float64).reshape(-1, 5)
-        raw = raw[np.isfinite(raw).all(axis=1)]
+        raw = to_reference(raw[np.isfinite(raw).all(axis=1)], self.BOX_ON_REFERENCE)
         detections = []
         for x0, y0, x1, y1, score in raw.tolist():
             box = Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
@@ -119,6 +140,7 @@ class OpenCVCascadeDetector(FaceDetector):
     """
 
     name = "opencv"
+    BOX_ON_REFERENCE = (0.96, 0.96, 0.0, 0.0)
     CASCADE = "haarcascade_frontalface_alt2.xml"
     WINDOW = 20  # the cascade's training window, pixels
 
@@ -180,12 +202,13 @@ class BlazeFaceDetector(FaceDetector):
     ):
         super().__init__(min_score, min_size)
         self.name = "blazeface_back" if back_model else "blazeface"
+        self.BOX_ON_REFERENCE = (0.90, 0.90, 0.01, 0.126) if back_model else (0.90, 0.90, 0.0, 0.133)
         weights_name, anchors_name = (
             ("blazefaceback.pth", "anchorsback.npy") if back_model else ("blazeface.pth", "anchors.npy")
         )
         weights = _require_file(path_to_detector, weights_name, "path_to_detector")
         anchors = _require_file(path_to_anchor, anchors_name, "path_to_anchor")
-        self.device = _check_device(device)
+        self.device = check_device(device)
         from face_alignment.detection.blazeface.blazeface_detector import BlazeFaceDetector as _FA
 
         detector = _FA(
@@ -232,7 +255,7 @@ class SFDDetector(FaceDetector):
     ):
         super().__init__(min_score, min_size)
         weights = _require_file(path_to_detector, "s3fd-619a316812.pth", "path_to_detector")
-        self.device = _check_device(device)
+        self.device = check_device(device)
         from face_alignment.detection.sfd.sfd_detector import SFDDetector as _FA
 
         self.detector = _FA(self.device, path_to_detector=str(weights), filter_threshold=self.min_score)
@@ -242,21 +265,39 @@ class SFDDetector(FaceDetector):
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
 
 
-def _opencv(device, path_to_detector, path_to_anchor, min_score, min_size, **options):
-    return OpenCVCascadeDetector(min_score=min_score, min_size=min_size, **options)
+# Builders: (device, path_to_detector, path_to_anchor, **options) -> detector. ``options`` holds
+# min_score / min_size only when the caller set them, so each class keeps its own defaults.
+def _opencv(device, path_to_detector, path_to_anchor, **options):
+    return OpenCVCascadeDetector(**options)
 
 
 def _blazeface(back_model: bool) -> Callable[..., FaceDetector]:
-    def build(device, path_to_detector, path_to_anchor, min_score, min_size, **options):
-        return BlazeFaceDetector(
-            back_model, device, path_to_detector, path_to_anchor, min_score, min_size, **options
-        )
+    def build(device, path_to_detector, path_to_anchor, **options):
+        return BlazeFaceDetector(back_model, device, path_to_detector, path_to_anchor, **options)
 
     return build
 
 
-def _sfd(device, path_to_detector, path_to_anchor, min_score, min_size, **options):
-    return SFDDetector(device, path_to_detector, min_score, min_size, **options)
+def _sfd(device, path_to_detector, path_to_anchor, **options):
+    return SFDDetector(device, path_to_detector, **options)
+
+
+def _mtcnn(device, path_to_detector, path_to_anchor, **options):
+    from .mtcnn import MTCNNDetector  # imported only when asked for, like face-alignment
+
+    return MTCNNDetector(device, weights_dir=path_to_detector, **options)
+
+
+def _dlib_hog(device, path_to_detector, path_to_anchor, **options):
+    from .dlib_detectors import DlibHOGDetector
+
+    return DlibHOGDetector(**options)
+
+
+def _dlib_cnn(device, path_to_detector, path_to_anchor, **options):
+    from .dlib_detectors import DlibCNNDetector
+
+    return DlibCNNDetector(path_to_detector, **options)
 
 
 DETECTORS: dict[str, Callable[..., FaceDetector]] = {
@@ -264,6 +305,9 @@ DETECTORS: dict[str, Callable[..., FaceDetector]] = {
     "blazeface": _blazeface(back_model=False),
     "blazeface_back": _blazeface(back_model=True),
     "sfd": _sfd,
+    "mtcnn": _mtcnn,
+    "dlib_hog": _dlib_hog,
+    "dlib_cnn": _dlib_cnn,
 }
 
 
@@ -272,16 +316,20 @@ def create_detector(
     device: str = "cpu",
     path_to_detector: str | Path | None = None,
     path_to_anchor: str | Path | None = None,
-    min_score: float = 0.5,
-    min_size: float = 20,
+    min_score: float | None = None,
+    min_size: float | None = None,
     **options,
 ) -> FaceDetector:
     """Build the detector ``name`` (one of ``DETECTORS``); ``options`` go to its class.
 
-    ``opencv`` always runs on the CPU and ignores ``device`` and the weight paths.
+    ``min_score`` / ``min_size`` None: the detector's own default. ``opencv`` and ``dlib_*`` run
+    on the CPU and ignore ``device``; ``path_to_detector`` is MTCNN's folder of pnet/rnet/onet.pt
+    (default: the facenet-pytorch wheel's) and dlib_cnn's .dat file (default: face-recognition-models').
     """
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
-    detector = DETECTORS[name](device, path_to_detector, path_to_anchor, min_score, min_size, **options)
+    given = {"min_score": min_score, "min_size": min_size}
+    options.update({k: v for k, v in given.items() if v is not None})
+    detector = DETECTORS[name](device, path_to_detector, path_to_anchor, **options)
     log.info("face detector %s on %s", detector.name, device)
     return detector

