@@ -26,6 +26,7 @@ exact): such a config is refused, never approximated. The flip is cached as a se
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -69,13 +70,14 @@ def check_cacheable(kind: str) -> None:
 def cached_flips(augment: AugmentConfig | None) -> int:
     """Flip states a cache needs for these train-time augmentations: 1, or 2 with flips.
 
-    Raises for augmentations that no fixed feature can reproduce.
+    Raises for augmentations that no fixed feature can reproduce: every setting but the flip that
+    differs from ``AugmentConfig``'s defaults (which augment nothing but flip), new ones included.
     """
     if augment is None:
         return 1
-    changing = [name for name, value, off in (("crop_scale", augment.crop_scale, 1.0),
-                                             ("rotation", augment.rotation, 0.0),
-                                             ("colour_jitter", augment.colour_jitter, 0.0)) if value != off]
+    off = AugmentConfig()
+    changing = [f.name for f in dataclasses.fields(augment)
+                if f.name != "flip" and getattr(augment, f.name) != getattr(off, f.name)]
     if changing:
         raise ValueError(
             f"the feature cache holds fixed frames, but augment.{', augment.'.join(changing)} draws new pixels "
