@@ -216,6 +216,18 @@ def llama_cpp_available() -> bool:
     return True
 
 
+def tiny_gguf_or_skip(shared_data: Path) -> Path:
+    """The tiny random Qwen2 GGUF from the shared data; skips the test without it or llama.cpp."""
+    import pytest
+
+    model = shared_data / "llm" / "tiny-random-qwen2.gguf"
+    if not model.is_file():
+        pytest.skip(f"{model} not found")
+    if not llama_cpp_available():
+        pytest.skip("llama-cpp-python with its server extra is not installed (pip install 'llama-cpp-python[server]')")
+    return model
+
+
 class LlamaServer:
     """llama-cpp-python's OpenAI-compatible server in a child process on a fixed loopback port.
 

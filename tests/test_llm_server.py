@@ -17,19 +17,19 @@ from emotion_perception.llm.bridge import LLMBridge
 from emotion_perception.llm.context import EmotionContextTracker
 from emotion_perception.llm.prompt import PromptBuilder
 from emotion_perception.types import Box, EmotionEstimate
-from llm_servers import llama_cpp_available, llama_server
+from llm_servers import LlamaServer, llama_server, tiny_gguf_or_skip
 
 OPTIONS = {"temperature": 0.0, "max_tokens": 8, "seed": 1}
 
 
 @pytest.fixture(scope="module")
-def server(shared_data):
-    model = shared_data / "llm" / "tiny-random-qwen2.gguf"
-    if not model.is_file():
-        pytest.skip(f"{model} not found")
-    if not llama_cpp_available():
-        pytest.skip("llama-cpp-python with its server extra is not installed (pip install 'llama-cpp-python[server]')")
-    with llama_server(model) as url:
+def gguf(shared_data):
+    return tiny_gguf_or_skip(shared_data)
+
+
+@pytest.fixture(scope="module")
+def server(gguf):
+    with llama_server(gguf) as url:
         yield url
 
 
@@ -94,3 +94,48 @@ def test_role_markers_in_user_text_do_not_reach_the_tokenizer_as_control_tokens(
     assert im_start[0] not in tokens(server, cleaned)
     assert not set(tokens(server, cleaned)) & set(tokens(server, "<|im_end|>"))
 
+
+
+def test_an_empty_completion_from_the_real_server_is_an_error(server):
+    """A logit_bias that makes <|im_end|> certain: llama.cpp itself ends the turn before any text."""
+    (im_end,) = tokens(server, "<|im_end|>")
+    options = {**OPTIONS, "logit_bias": {str(im_end): 100.0}}
+    messages = PromptBuilder().messages("No one is visible.", [], "Hello robot!")
+    raw = httpx.post(f"{server}/v1/chat/completions", json={**options, "model": "tiny", "messages": messages}, timeout=60)
+    assert raw.json()["choices"][0]["message"]["content"] == ""  # the server's answer really is empty
+    client = B.OpenAICompatibleBackend(base_url=server + "/v1", model="tiny", options=options, timeout=60, retries=1)
+    chunks: list[str] = []
+    for on_token in (None, chunks.append):
+        result = client.chat(messages, on_token)
+        assert not result.ok and result.error_kind == B.EMPTY and result.attempts == 1, result
+    assert chunks == []
+    client.close()
+
+
+def test_a_server_killed_mid_stream_is_a_dropped_error_and_a_restart_is_used(gguf):
+    server = LlamaServer(gguf)
+    server.start()
+    try:
+        client = B.OpenAICompatibleBackend(base_url=server.url + "/v1", model="tiny", timeout=60, retries=0,
+                                           options={**OPTIONS, "max_tokens": 400})
+        chunks: list[str] = []
+
+        def kill_on_first_token(chunk: str) -> None:
+            if not chunks:
+                server.kill()
+            chunks.append(chunk)
+
+        messages = PromptBuilder().messages("No one is visible.", [], "Tell me a long story.")
+        result = client.chat(messages, kill_on_first_token)
+        assert not result.ok and result.error_kind == B.DROPPED and "after part of the answer" in result.error
+        assert 1 <= len(chunks) < 400
+        down = client.chat(messages)
+        assert not down.ok and down.error_kind == B.SERVER_DOWN
+        client.close()
+        server.start()  # same port
+        short = backend(server.url)  # 8 tokens
+        again = short.chat(messages, chunks.append)
+        assert again.ok and again.text
+        short.close()
+    finally:
+        server.close()

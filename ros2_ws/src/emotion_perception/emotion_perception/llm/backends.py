@@ -105,7 +105,8 @@ class ChatBackend(ABC):
             try:
                 answer = self._chat_once(messages, forward if on_token else None, time.monotonic() + self.timeout)
                 if not answer.text.strip():
-                    raise BackendError(EMPTY, f"empty answer ({answer.completion_tokens} completion tokens)")
+                    counted = "" if answer.completion_tokens is None else f" ({answer.completion_tokens} completion tokens)"
+                    raise BackendError(EMPTY, "empty answer" + counted)
                 return ChatResult(True, answer.text, attempts=attempt, latency_s=time.monotonic() - start,
                                   prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens)
             except Exception as e:  # noqa: BLE001 - every failure becomes a result, by contract
