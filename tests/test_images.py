@@ -159,7 +159,7 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def test_a_compressed_image_claiming_a_huge_size_is_refused_before_decoding():
     """Found by benchmarks/fuzz.py: OpenCV allocates what the header claims; a 600-byte JPEG
-    claiming 20000x20000 took 2.3 GB and decoded, one claiming 65000x65000 killed the process."""
+    claiming 20000x20000 took 2.3 GB and decoded, one claiming 65000x65000 ended the process."""
     with pytest.raises(ImageError, match="jpeg header claims 9000x9000 pixels; the limit is 67108864"):
         decode_compressed("jpeg", _jpeg_claiming(9000, 9000))
     assert decode_compressed("jpeg", _jpeg_claiming(16, 16)).shape == (16, 16, 3)
