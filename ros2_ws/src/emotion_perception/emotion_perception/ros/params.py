@@ -16,7 +16,7 @@ PARAMETERS: tuple[Param, ...] = (
           choices=("", "fp32", "fp16", "bf16"), at_configure=True),
     Param("weights_dir", "", "Directory with model weights; empty = the package default "
           "($EMOTION_PERCEPTION_WEIGHTS, else ~/.cache/emotion_perception/weights)", at_configure=True),
-    Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd); empty = the "
+    Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd, mtcnn, dlib_hog, dlib_cnn); empty = the "
           "profile's", at_configure=True),
     Param("window", 0, "Frames per face the temporal head looks at; 0 = the profile's",
           low=0, high=128, at_configure=True),
