@@ -88,7 +88,7 @@ def frames(n, source="", seed=0, size=(96, 128)):
 
 
 FACE = Box(20, 16, 40, 40)
-CPU = dict(device="cpu")
+CPU = dict(device="cpu", min_hits=1, smoothing="none")  # engine mechanics; defaults are tested apart
 
 
 def test_windows_grow_to_window_then_stop():
@@ -187,7 +187,8 @@ def test_undeclared_second_camera_still_gets_distinct_ids():
 
 def test_expired_tracks_are_freed_and_slots_reused():
     det = ScriptedDetector(lambda i, rgb: [(FACE, 0.9)] if i < 3 or i >= 6 else [])
-    engine = PerceptionEngine(ConvModel(), det, EngineConfig(max_missed=2, **CPU))
+    # stamps are i ns: a patience of 2.5 ns keeps a face through 2 missed frames
+    engine = PerceptionEngine(ConvModel(), det, EngineConfig(track_patience_s=2.5e-9, track_memory_s=0, **CPU))
     counts = []
     for f in frames(7):
         result = engine.process(f)
@@ -198,12 +199,18 @@ def test_expired_tracks_are_freed_and_slots_reused():
     assert engine.buffers.capacity == 16  # the freed slot was reused, the pool did not grow
 
 
+def test_defaults_hide_one_frame_faces_and_smooth_with_an_ema():
+    config = EngineConfig()
+    assert (config.min_hits, config.smoothing, config.smoothing_time_s) == (2, "ema", 1.0)
+    assert (config.track_patience_s, config.track_memory_s) == (1.0, 3.0)
+
+
 def test_min_hits_holds_back_unconfirmed_tracks():
     """A detector false positive seen in one frame never reaches the model or the output."""
     flicker = Box(70, 40, 20, 20)
     det = ScriptedDetector(lambda i, rgb: [(FACE, 0.9)] + ([(flicker, 0.8)] if i == 1 else []))
     model = ConvModel()
-    engine = PerceptionEngine(model, det, EngineConfig(min_hits=2, **CPU))
+    engine = PerceptionEngine(model, det, EngineConfig(**{**CPU, "min_hits": 2}))
     results = [engine.process(f) for f in frames(4)]
     assert [len(r) for r in results] == [0, 1, 1, 1]
     assert {e.face_id for r in results for e in r} == {"face_1"}

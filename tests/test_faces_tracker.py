@@ -76,7 +76,7 @@ def test_fast_motion_without_overlap_uses_centre_distance():
 
 
 def test_a_missed_frame_within_patience_keeps_the_id():
-    tracker = FaceTracker(max_missed=3)
+    tracker = FaceTracker(patience_s=0.12)  # no stamps: updates count as 1/30 s, so 3 misses = 0.1 s
     tracker.update([det(100, 100)])
     tracker.update([det(110, 100)])
     for _ in range(3):
@@ -88,7 +88,7 @@ def test_a_missed_frame_within_patience_keeps_the_id():
 
 
 def test_expiry_is_reported_exactly_once_and_ids_are_never_reused():
-    tracker = FaceTracker(max_missed=2)
+    tracker = FaceTracker(patience_s=0.07, memory_s=0)
     tracker.update([det(100, 100)])
     expired = []
     for _ in range(10):
@@ -97,6 +97,51 @@ def test_expiry_is_reported_exactly_once_and_ids_are_never_reused():
     assert tracker.tracks == []
     update = tracker.update([det(100, 100)])  # same place, but gone longer than the patience
     assert ids(update) == ["face_2"]
+
+
+@pytest.mark.parametrize("fps", [5, 12, 30])
+def test_patience_is_camera_time_whatever_the_frame_rate(fps):
+    """A 0.8 s head turn keeps the id at any frame rate; a 1.4 s one expires (patience 1 s)."""
+    for gap_s, kept in ((0.8, True), (1.4, False)):
+        tracker = FaceTracker(patience_s=1.0, memory_s=0)
+        t = 0.0
+        tracker.update([det(100, 100)], now=t)
+        expired = []
+        for _ in range(round(gap_s * fps)):
+            t += 1 / fps
+            expired += tracker.update([], now=t).expired
+        update = tracker.update([det(104, 100)], now=t + 1 / fps)
+        assert (ids(update) == ["face_1"]) is kept and (expired == []) is kept, (fps, gap_s)
+
+
+def test_a_face_back_within_memory_gets_its_id_back():
+    """Gone past the patience (expired: the engine drops its window), back near where it left
+    within memory_s: the old id again. Back after the memory, or somewhere else: a new id."""
+    tracker = FaceTracker(patience_s=0.5, memory_s=2.0)
+    tracker.update([det(100, 100)], now=0.0)
+    assert tracker.update([], now=1.0).expired == ["face_1"]
+    update = tracker.update([det(150, 110)], now=2.0)  # 0.6 box sides away, 2 s after last seen
+    assert ids(update) == ["face_1"] and update.visible[0].hits == 1
+    assert tracker.update([], now=3.0).expired == ["face_1"]
+    assert ids(tracker.update([det(100, 100)], now=6.0)) == ["face_2"]  # 3 s after: remembered no more
+    assert ids(tracker.update([det(400, 300), det(100, 100)], now=6.1)) == ["face_2", "face_3"]
+
+
+def test_two_faces_back_at_once_get_their_own_ids():
+    tracker = FaceTracker(patience_s=0.2, memory_s=3.0)
+    tracker.update([det(0, 100), det(300, 100)], now=0.0)
+    tracker.update([], now=0.5)
+    update = tracker.update([det(310, 100), det(10, 100)], now=1.0)
+    assert {t.track_id: t.box.x for t in update.visible} == {"face_1": 10, "face_2": 310}
+
+
+def test_stamps_that_repeat_or_go_back_still_advance_the_clock():
+    tracker = FaceTracker(patience_s=0.05, memory_s=0)
+    tracker.update([det(0, 0)], now=5.0)
+    expired = []
+    for _ in range(3):  # the same stamp again: counted as 1/30 s each
+        expired += tracker.update([], now=5.0).expired
+    assert expired == ["face_1"] and tracker.now == pytest.approx(5.1)
 
 
 def test_visible_excludes_missed_tracks():
@@ -111,7 +156,9 @@ def test_invalid_settings():
     with pytest.raises(ValueError):
         FaceTracker(iou_threshold=0)
     with pytest.raises(ValueError):
-        FaceTracker(max_missed=-1)
+        FaceTracker(patience_s=-1)
+    with pytest.raises(ValueError):
+        FaceTracker(memory_s=-0.1)
 
 
 # --- real videos -------------------------------------------------------------------------------
@@ -147,12 +194,14 @@ def test_blazeface_tracks_single_face_video(shared_data):
     assert seen == Counter({"face_1": 18})
 
 
-def test_face_that_leaves_and_returns_gets_a_new_id(shared_data, opencv_detector):
+@pytest.mark.parametrize("memory_s, same_id", [(3.0, True), (0.0, False)])
+def test_face_that_leaves_and_returns(shared_data, opencv_detector, memory_s, same_id):
     """face_noface.mov shows a face (frames 0-71), then a cartoon without faces. Play face
-    frames 0-39, 20 face-free frames (longer than the patience), then face frames 40-71."""
+    frames 0-39, 20 face-free frames (0.67 s at 30 fps, longer than a 5-frame patience), then
+    face frames 40-71: the face gets its id back from the tracker's memory, or a new id without it."""
     frames = read_frames(shared_data / "videos" / "face_noface.mov")
     sequence = frames[:40] + frames[80:100] + frames[40:72]
-    tracker = FaceTracker(max_missed=5)
+    tracker = FaceTracker(patience_s=5 / 30 + 0.01, memory_s=memory_s)
     per_frame, expired = [], []
     for frame in sequence:
         update = tracker.update(opencv_detector.detect(frame))
@@ -165,7 +214,9 @@ def test_face_that_leaves_and_returns_gets_a_new_id(shared_data, opencv_detector
     second, count_after = after.most_common(1)[0]
     assert count_before >= 36 and count_after >= 29, (before, after)
     assert gap == [[]] * 20
-    assert second != first and second not in before  # a new id, no reuse
+    assert (second == first) is same_id
+    if not same_id:
+        assert second not in before  # a new id, no reuse
     assert expired.count(first) == 1 and len(expired) == len(set(expired))
 
 
@@ -179,6 +230,14 @@ def test_crop_inside_the_image_is_the_square_around_the_box():
     assert crop.shape == (90, 90, 3) and crop.dtype == np.uint8
     np.testing.assert_array_equal(crop, image[35:125, 75:165])
     assert crop_face(image, Box(100, 50, 40, 60), margin=0).shape == (60, 60, 3)
+
+
+def test_crop_keeps_the_box_shape_or_moves_down_when_asked():
+    image = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    # not square: 40 x 60 box * 1.5 = 60 x 90, centred on (120, 80)
+    np.testing.assert_array_equal(crop_face(image, Box(100, 50, 40, 60), 0.25, square=False), image[35:125, 90:150])
+    # shift 0.25 of a 40 px box: centre (120, 70) moves to (120, 80); side 40
+    np.testing.assert_array_equal(crop_face(image, Box(100, 50, 40, 40), 0.0, shift=0.25), image[60:100, 100:140])
 
 
 def test_crop_at_the_corner_is_zero_padded_and_keeps_the_face_centred():

@@ -251,3 +251,23 @@ def test_read_keras_weights_has_every_layer():
     net = MiniXception()
     net.load_keras(layers)  # shapes are checked on copy
     assert sum(p.numel() for p in net.parameters()) < 70_000
+
+
+def test_prior_correction_divides_the_posterior_by_the_training_prior(model, astronaut):
+    """strength 1: p'(c) = p(c) / prior(c), renormalised (Bayes' rule for a uniform test prior);
+    equal class counts change nothing; the shift lands on the right canonical classes."""
+    from emotion_perception.models.lite import LiteFER, prior_shift
+
+    counts = {"angry": 4, "disgust": 1, "fear": 4, "happy": 8, "sad": 5, "surprise": 3, "neutral": 5}
+    shift = prior_shift(counts, 1.0)
+    assert shift[class_id("happy")] == pytest.approx(np.log(8 / 30))
+    assert shift[class_id("disgust")] == pytest.approx(np.log(1 / 30))
+    np.testing.assert_array_equal(prior_shift(counts, 0.0), 0)
+    crop = torch.from_numpy(cv2.resize(astronaut[30:230, 130:330], (64, 64)))[None]
+    plain = model.encode_faces(crop).exp()[0].numpy()
+    corrected = LiteFER(model.net, prior_shift=shift).encode_faces(crop).exp()[0].numpy()
+    prior = np.array([counts[name] for name in CLASS_NAMES]) / 30
+    expected = plain / prior
+    np.testing.assert_allclose(corrected, expected / expected.sum(), rtol=1e-4, atol=1e-6)
+    same = LiteFER(model.net, prior_shift=prior_shift(dict.fromkeys(counts, 7), 1.0)).encode_faces(crop).exp()
+    np.testing.assert_allclose(same[0].numpy(), plain, rtol=1e-5, atol=1e-7)

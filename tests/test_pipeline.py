@@ -30,9 +30,9 @@ def test_lite_profile_with_real_opencv_detector_on_astronaut(astronaut):
     assert engine.config.window == choice.profile.window and engine.config.precision == "fp32"
     image = canvas(astronaut)
     results = [engine.process(Frame(image, stamp_ns=i, source="head")) for i in range(3)]
-    assert [len(r) for r in results] == [1, 1, 1]
+    assert [len(r) for r in results] == [0, 1, 1]  # min_hits 2: a face is reported from its 2nd detection
     est = results[-1][0]
-    assert est.face_id == results[0][0].face_id and est.frames_used == 3
+    assert est.face_id == results[1][0].face_id and est.frames_used == 2
     # the face is in the upper middle of the canvas (astronaut's head)
     cx, cy = est.box.center
     assert 240 < cx < 360 and 40 < cy < 200, est.box
@@ -51,7 +51,8 @@ def test_scene_aware_profile_with_overrides():
         def detect(self, rgb):
             return [Detection(Box(200, 100, 120, 120), 0.9)]
 
-    engine, choice = create_engine("tiny-test-zeroshot", device="cpu", detector=OneFace(), window=4, scene_interval=2)
+    engine, choice = create_engine("tiny-test-zeroshot", device="cpu", detector=OneFace(), window=4, scene_interval=2,
+                                   min_hits=1)
     assert engine.uses_scene and engine.config.window == 4 and engine.config.scene_interval == 2
     rng = np.random.default_rng(0)
     for i in range(5):
@@ -59,6 +60,20 @@ def test_scene_aware_profile_with_overrides():
     assert est.frames_used == 4 and est.polarity_probabilities.shape == (3,)
     assert est.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     assert engine.stats()["latency_ms"]["encode_scene"]["n"] == 3  # frames 0, 2, 4
+
+
+def test_the_profile_owns_the_crop_and_an_override_wins(tmp_path):
+    lite = registry.get_profile("lite-fer2013")
+    engine, _ = create_engine("lite-fer2013", device="cpu", detector="opencv")
+    assert (engine.config.face_margin, engine.config.face_square, engine.config.face_shift) == (
+        lite.crop["margin"], lite.crop["square"], lite.crop.get("shift", 0.0))
+    assert registry.get_profile("zeroshot-vitb16").crop["margin"] > lite.crop["margin"]  # CLIP: looser
+    engine, _ = create_engine("lite-fer2013", device="cpu", detector="opencv", face_margin=0.3)
+    assert engine.config.face_margin == 0.3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nkind: lite\ncrop:\n  margins: 0.1\n")
+    with pytest.raises(ValueError, match="unknown crop keys"):
+        registry.Profile.from_yaml(bad)
 
 
 def test_explicit_precision_and_detector_name():

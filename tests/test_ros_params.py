@@ -90,8 +90,9 @@ def test_engine_options_fit_create_engine():
 
 def test_engine_options_leave_profile_defaults_alone():
     opts = engine_options(validate(dict(DEFAULTS)))
-    assert opts == {"profile": "auto", "device": "auto", "face_margin": 0.2, "max_faces": 8, "min_face_score": 0.5,
-                    "min_hits": 1}
+    assert opts == {"profile": "auto", "device": "auto", "max_faces": 8, "min_face_score": 0.5}
+    tuned = engine_options(validate({**DEFAULTS, "face_margin": 0.1, "min_track_hits": 3}))
+    assert (tuned["face_margin"], tuned["min_hits"]) == (0.1, 3)
     custom = engine_options(validate({**DEFAULTS, "profile": "lite-fer2013", "detector": "opencv",
                                       "precision": "fp16", "window": 8, "weights_dir": "/w", "threads": 2}))
     assert custom["detector"] == "opencv" and custom["precision"] == "fp16" and custom["threads"] == 2

@@ -1,4 +1,4 @@
-"""/humans/faces/tracked across cameras: the tracker's patience for running and stopped cameras."""
+"""/humans/faces/tracked across cameras: the tracker's patience, in seconds, for running and stopped cameras."""
 from __future__ import annotations
 
 import pytest
@@ -8,19 +8,19 @@ from emotion_perception.ros.tracked import TrackedFaces
 DT = 1 / 30
 
 
-def test_a_face_missing_from_its_camera_leaves_after_patience_results():
-    tracked = TrackedFaces(patience=2)
+def test_a_face_missing_from_its_camera_leaves_after_the_patience():
+    tracked = TrackedFaces(patience_s=2.5 * DT)
     t = 0.0
     assert tracked.update("/a", ["cam0_face_1"], t) == ["cam0_face_1"]
-    for _ in range(2):  # missed twice: the tracker still keeps it
+    for _ in range(2):  # missed twice (2 frame times): still kept
         t += DT
         assert tracked.update("/a", [], t) == ["cam0_face_1"]
     t += DT
-    assert tracked.update("/a", [], t) == []  # third miss: gone, as the tracker's max_missed=2
+    assert tracked.update("/a", [], t) == []  # 3 frame times > patience: gone
 
 
 def test_a_stopped_cameras_faces_expire_while_the_others_stay():
-    tracked = TrackedFaces(patience=5)
+    tracked = TrackedFaces(patience_s=0.2)
     t = 0.0
     for _ in range(30):  # both cameras at 30 Hz
         t += DT
@@ -29,23 +29,22 @@ def test_a_stopped_cameras_faces_expire_while_the_others_stay():
     assert tracked.ids() == ["cam0_face_1", "cam1_face_1", "cam1_face_2"]
     stopped = t
     expired_at = None
-    while expired_at is None:  # the left camera keeps sending; the node's timer checks at 10 Hz
+    while expired_at is None:  # the left camera keeps sending; the node's timer checks every frame here
         t += DT
         tracked.update("/left", ["cam0_face_1"], t)
         if tracked.expire(t):
             expired_at = t
-    # patience + 1 = 6 frame intervals of silence (0.2 s), seen by the next check
-    assert 6 * DT < expired_at - stopped <= 7 * DT + 1e-9
+    assert 0.2 < expired_at - stopped <= 0.2 + DT + 1e-9
     assert tracked.ids() == ["cam0_face_1"]
     assert not tracked.expire(t)  # nothing more to expire: no repeated publication
     tracked.update("/right", ["cam1_face_3"], t + DT)  # the camera comes back
     assert tracked.ids() == ["cam0_face_1", "cam1_face_3"]
 
 
-def test_a_camera_with_one_result_uses_the_first_interval():
-    tracked = TrackedFaces(patience=1, first_interval_s=0.5)
+def test_expire_alone_ends_a_silent_camera_and_bad_patience_is_refused():
+    tracked = TrackedFaces(patience_s=1.0)
     tracked.update("/a", ["face_1"], 10.0)
     assert not tracked.expire(10.9) and tracked.ids() == ["face_1"]
     assert tracked.expire(11.1) and tracked.ids() == []
     with pytest.raises(ValueError, match="patience"):
-        TrackedFaces(patience=-1)
+        TrackedFaces(patience_s=-1)

@@ -101,7 +101,7 @@ class Rig:
         core.set_cameras([LEFT, RIGHT])
         self.engine = TimedEngine(core, self.clock)
         self.monitor = ProcessingMonitor(clock=self.clock, cameras=[LEFT, RIGHT])
-        self.tracked = TrackedFaces(core.config.max_missed)
+        self.tracked = TrackedFaces(core.config.track_patience_s)
         self.context = EmotionContextTracker()
         self.arrays: dict[str, list] = {LEFT: [], RIGHT: []}
         self.records: list[dict] = []
@@ -201,7 +201,7 @@ def test_two_cameras_two_people(rig):
     waited, report = first_warn
     assert th.camera_timeout_s < waited <= th.camera_timeout_s + 0.5 < 2.0
     assert report.level == WARN and report.message == f"{RIGHT}: no image for {waited:.1f} s"
-    assert expired <= (rig.tracked.patience + 2) / FPS  # the tracker's patience, not the diagnostics'
+    assert expired <= rig.tracked.patience_s + 2 / FPS  # the tracker's patience, not the diagnostics'
     snap = rig.monitor.snapshot()
     assert evaluate_camera(snap.cameras[LEFT], th).level == OK
     assert evaluate_camera(snap.cameras[RIGHT], th).level == WARN

@@ -52,8 +52,8 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 def _add_setting_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face-score", type=float, default=None, help="detector score threshold (default: the profile's)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override an engine setting (EngineConfig field, e.g. face_margin=0.1, max_missed=10, "
-                        "min_hits=2); repeatable")
+                   help="override an engine setting (EngineConfig field, e.g. face_margin=0.1, track_patience_s=2, "
+                        "min_hits=3, smoothing=none); repeatable")
 
 
 def parse_settings(pairs: list[str]) -> dict:

@@ -116,6 +116,7 @@ def create_engine(
     settings = {
         "window": choice.profile.window,
         "scene_interval": choice.profile.scene_interval,
+        **choice.profile.crop_settings(),
         "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
         "threads": threads or choice.profile.threads_for(dev.type),
         **config_overrides,

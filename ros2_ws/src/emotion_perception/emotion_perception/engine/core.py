@@ -34,6 +34,7 @@ from ..models.base import EmotionModel
 from ..types import Box, Detection, EmotionEstimate, Frame
 from .buffers import WindowBuffers
 from .device import PRECISIONS, Staging, Streams, autocast, resolve_device
+from .smoothing import Smoother
 from .stats import LatencyStats
 from .threads import apply_threads
 
@@ -44,14 +45,20 @@ STAGES = ("detect", "crop", "encode_face", "encode_scene", "head", "total")
 class EngineConfig:
     window: int = 16  # frames per track window (the head's T)
     scene_interval: int = 4  # re-encode the scene every k frames of a source
-    face_margin: float = 0.25  # context around the face box, fraction of its side
-    max_missed: int = 5  # frames a face may go undetected and keep its id (and window)
-    min_hits: int = 1  # report a track only once detected in this many frames (drops one-frame false positives)
+    face_margin: float = 0.25  # context around the face box, fraction of its side (profile: crop.margin)
+    face_square: bool = True  # square crop of the box's longer side (profile: crop.square)
+    face_shift: float = 0.0  # crop centre moved down by this fraction of the box height (profile: crop.shift)
+    track_patience_s: float = 1.0  # camera time a face may go undetected and keep its id (and window)
+    track_memory_s: float = 3.0  # after that, a face back where it was within this time gets its id back
+    min_hits: int = 2  # report a track only once detected in this many frames (drops one-frame false positives)
     iou_threshold: float = 0.3
     device: str = "auto"
     precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast)
     cuda_streams: bool = True  # separate copy / face / scene streams on CUDA
     max_faces: int = 8  # per frame, highest detector scores first
+    smoothing: str = "ema"  # per-face smoothing of published probabilities: none | ema | hysteresis
+    smoothing_time_s: float = 1.0  # ema time constant (the class follows a change after ~0.7 of it)
+    smoothing_margin: float = 0.15  # hysteresis: lead another class needs to replace the held one
     detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
     threads: int = 0  # CPU threads of torch and OpenCV, process-wide (engine/threads.py); 0: leave as is
 
@@ -59,8 +66,10 @@ class EngineConfig:
         for name in ("window", "scene_interval", "max_faces", "min_hits"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_missed < 0 or self.face_margin < 0 or self.detect_max_side < 0 or self.threads < 0:
-            raise ValueError("EngineConfig.max_missed, face_margin, detect_max_side and threads must be >= 0")
+        for name in ("track_patience_s", "track_memory_s", "face_margin", "detect_max_side", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"EngineConfig.{name} must be >= 0, got {getattr(self, name)}")
+        Smoother(self.smoothing, self.smoothing_time_s, self.smoothing_margin)  # checks the settings
         if self.precision not in PRECISIONS:
             raise ValueError(f"EngineConfig.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
@@ -69,7 +78,8 @@ class _Source:
     """Per-camera state: its tracker, frame counter and latest scene feature."""
 
     def __init__(self, config: EngineConfig, id_prefix: str):
-        self.tracker = FaceTracker(config.iou_threshold, config.max_missed, id_prefix)
+        self.tracker = FaceTracker(config.iou_threshold, config.track_patience_s, id_prefix,
+                                   memory_s=config.track_memory_s)
         self.frames = 0
         self.scene: torch.Tensor | None = None
 
@@ -122,6 +132,7 @@ class PerceptionEngine:
         streams = ("face", "scene") if self.uses_scene else ("face",)
         self.buffers = WindowBuffers(self.config.window, self.device, streams, capacity=2 * cap)
         self._sources: dict[str, _Source] = {}
+        self._smoother = Smoother(self.config.smoothing, self.config.smoothing_time_s, self.config.smoothing_margin)
         self._cameras: list[str] = []  # sources in camera-index order
         self._latency = LatencyStats()
         self._frames = self._faces = self._dropped = 0
@@ -204,6 +215,9 @@ class PerceptionEngine:
                 for key in self.buffers.keys():
                     if key[0] == name:
                         self.buffers.release(key)
+                for key in self._smoother.keys():
+                    if key[0] == name:
+                        self._smoother.release(key)
 
     # ------------------------------------------------------------------ stages
     def _run(self, frames: list[Frame]) -> list[list[EmotionEstimate]]:
@@ -217,9 +231,10 @@ class PerceptionEngine:
         # detect + track (host)
         faces: list[tuple[int, object]] = []  # (frame index, Track)
         for i, (frame, state) in enumerate(zip(frames, states)):
-            update = state.tracker.update(self._detect(frame.image))
+            update = state.tracker.update(self._detect(frame.image), frame.stamp_ns / 1e9)
             for track_id in update.expired:
                 self.buffers.release((frame.source, track_id))
+                self._smoother.release((frame.source, track_id))
             faces.extend((i, track) for track in update.visible if track.hits >= self.config.min_hits)
         t_detect = time.perf_counter()
 
@@ -227,7 +242,8 @@ class PerceptionEngine:
         if faces:
             face_pixels = self._face_staging.images(len(faces))
             for j, (i, track) in enumerate(faces):
-                _resize_into(crop_face(frames[i].image, track.box, self.config.face_margin), face_pixels[j])
+                _resize_into(crop_face(frames[i].image, track.box, self.config.face_margin,
+                                               self.config.face_square, self.config.face_shift), face_pixels[j])
         due = [i for i, s in enumerate(states) if self.uses_scene and s.frames % self.config.scene_interval == 0]
         if due:
             scene_pixels = self._scene_staging.images(len(due))
@@ -289,7 +305,8 @@ class PerceptionEngine:
                     EmotionEstimate(
                         face_id=track.track_id,
                         box=track.box,
-                        probabilities=host[j, :n_cls].astype(np.float32),
+                        probabilities=self._smoother((frame.source, track.track_id), host[j, :n_cls],
+                                                     states[i].tracker.now).astype(np.float32),
                         polarity_probabilities=host[j, n_cls:].astype(np.float32) if host.shape[1] > n_cls else None,
                         frames_used=frames_used,
                         model_id=self.model_id,

@@ -183,12 +183,15 @@ class LiteFER(EmotionModel):
     uses_scene = False
     face_size = INPUT_SIZE
 
-    def __init__(self, net: MiniXception, model_id: str = "lite-fer2013"):
+    def __init__(self, net: MiniXception, model_id: str = "lite-fer2013", prior_shift=None):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
         self.model_id = model_id
         self.register_buffer("grey_weights", torch.tensor(GREY_WEIGHTS).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("reorder", torch.tensor(CANONICAL_FROM_FER), persistent=False)
+        # canonical-order log-prior to subtract (prior correction), zeros = none
+        shift = torch.zeros(len(FER_CLASSES)) if prior_shift is None else torch.as_tensor(prior_shift, dtype=torch.float32)
+        self.register_buffer("prior_shift", shift, persistent=False)
 
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 [N, H, W, 3] RGB -> fer's input: [N, 1, 64, 64] grey in [-1, 1]."""
@@ -201,8 +204,8 @@ class LiteFER(EmotionModel):
         return grey.mul_(2.0 / 255.0).sub_(1.0)
 
     def encode_faces(self, pixels: torch.Tensor) -> torch.Tensor:
-        logits = self.net(self.preprocess(pixels))
-        return torch.log_softmax(logits, dim=-1)[:, self.reorder]
+        logits = self.net(self.preprocess(pixels))[:, self.reorder]
+        return torch.log_softmax(logits - self.prior_shift, dim=-1)
 
     def forward_window(self, faces, face_mask, scenes=None, scene_mask=None) -> HeadOutput:
         probs = masked_mean(faces.float().exp(), face_mask)
@@ -227,12 +230,26 @@ def resolve_weights(profile, weights_dir: Path | None = None) -> Path:
     )
 
 
-def load_lite(path: str | Path, model_id: str = "lite-fer2013", device="cpu") -> LiteFER:
+def prior_shift(training_counts: dict[str, float] | None, strength: float) -> np.ndarray:
+    """Canonical-order ``strength * log(training class share)``: subtracting it from the logits
+    divides the posterior by the training prior to that power (1 = a uniform prior, Bayes' rule)."""
+    shift = np.zeros(len(FER_CLASSES), dtype=np.float32)
+    if strength and training_counts:
+        counts = np.array([float(training_counts[name]) for name in FER_CLASSES])
+        if counts.min() <= 0:
+            raise ValueError(f"training_prior counts must be > 0, got {training_counts}")
+        shift[list(FER_TO_CANONICAL)] = strength * np.log(counts / counts.sum())
+    return shift
+
+
+def load_lite(path: str | Path, model_id: str = "lite-fer2013", device="cpu", shift=None) -> LiteFER:
     net = MiniXception()
     net.load_keras(read_keras_weights(path))
     log.info("loaded FER2013 mini-Xception from %s", path)
-    return LiteFER(net, model_id).to(device)
+    return LiteFER(net, model_id, shift).to(device)
 
 
 def build(profile, weights_dir, device) -> LiteFER:
-    return load_lite(resolve_weights(profile, weights_dir), profile.name, device)
+    head = profile.head or {}
+    shift = prior_shift(head.get("training_prior"), float(head.get("prior_correction", 0.0)))
+    return load_lite(resolve_weights(profile, weights_dir), profile.name, device, shift)

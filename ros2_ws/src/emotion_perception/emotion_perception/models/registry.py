@@ -30,6 +30,9 @@ from ..errors import WeightsMissingError
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "model_profiles"
 WEIGHTS_ENV = "EMOTION_PERCEPTION_WEIGHTS"
 
+# profile crop key -> EngineConfig field
+CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift"}
+
 # kind -> module under emotion_perception.models that provides build(profile, weights_dir, device)
 KIND_MODULES = {"lite": "lite", "zero_shot": "zero_shot", "ous": "ous", "duse": "duse"}
 
@@ -133,6 +136,7 @@ class Profile:
     backbone: dict = field(default_factory=dict)  # model, pretrained, checkpoint, sha256, hf_hub|url
     head: dict = field(default_factory=dict)  # kind-specific settings (+ checkpoint, sha256)
     detector: dict = field(default_factory=dict)  # name + files for models.fetch
+    crop: dict = field(default_factory=dict)  # face crop geometry: margin, square, shift (faces/crops.py)
     window: int = 16
     scene_interval: int = 4
     test_only: bool = False  # tiny random-weight profiles: never chosen by `auto`
@@ -152,9 +156,16 @@ class Profile:
                 raise ValueError(f"{path}: profile needs a {key!r}")
         if data["kind"] not in KIND_MODULES:
             raise ValueError(f"{path}: kind {data['kind']!r} is not one of {sorted(KIND_MODULES)}")
+        unknown_crop = set(data.get("crop") or {}) - set(CROP_SETTINGS)
+        if unknown_crop:
+            raise ValueError(f"{path}: unknown crop keys {sorted(unknown_crop)}; use {', '.join(CROP_SETTINGS)}")
         if "devices" in data:
             data["devices"] = tuple(data["devices"])
         return cls(path=path, **data)
+
+    def crop_settings(self) -> dict:
+        """The profile's crop geometry as EngineConfig fields (face_margin, face_square, face_shift)."""
+        return {CROP_SETTINGS[k]: v for k, v in (self.crop or {}).items()}
 
     def threads_for(self, device: str) -> int:
         """Default CPU thread count on ``device`` (cpu, cuda:0, ...); 0 = torch's and OpenCV's own."""

@@ -16,19 +16,20 @@ PARAMETERS: tuple[Param, ...] = (
           choices=("", "fp32", "fp16", "bf16"), at_configure=True),
     Param("weights_dir", "", "Directory with model weights; empty = the package default "
           "($EMOTION_PERCEPTION_WEIGHTS, else ~/.cache/emotion_perception/weights)", at_configure=True),
-    Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd); empty = the "
+    Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd, mtcnn, dlib_hog, dlib_cnn); empty = the "
           "profile's", at_configure=True),
     Param("window", 0, "Frames per face the temporal head looks at; 0 = the profile's",
           low=0, high=128, at_configure=True),
     Param("scene_interval", 0, "Re-encode the whole scene every N frames; 0 = the profile's",
           low=0, high=300, at_configure=True),
-    Param("face_margin", 0.2, "Margin added around each face box before cropping, as a fraction "
-          "of the box size", low=0.0, high=1.0, at_configure=True),
+    Param("face_margin", -1.0, "Margin added around each face box before cropping, as a fraction "
+          "of the box size; negative = the profile's crop (models/*.yaml crop.margin)", low=-1.0, high=1.0,
+          at_configure=True),
     Param("min_face_score", 0.5, "Ignore face detections scoring below this (detector confidence)",
           low=0.0, high=1.0, at_configure=True),
-    Param("min_track_hits", 1, "Publish a face only once it was detected in this many frames; 2-3 "
-          "hides one-frame detector false positives at the cost of that many frames' delay",
-          low=1, high=30, at_configure=True),
+    Param("min_track_hits", 0, "Publish a face only once it was detected in this many frames; 2-3 "
+          "hides one-frame detector false positives at the cost of that many frames' delay; 0 = the "
+          "engine default", low=0, high=30, at_configure=True),
     Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
           low=1, high=64, at_configure=True),
     Param("threads", 0, "CPU threads for torch and OpenCV in this process; 0 = the profile's default "
@@ -98,7 +99,10 @@ def engine_options(values: dict[str, Value]) -> dict:
     for key in ("window", "scene_interval", "threads"):
         if values[key]:
             opts[key] = values[key]
-    for key in ("face_margin", "max_faces", "min_face_score"):
+    for key in ("max_faces", "min_face_score"):
         opts[key] = values[key]
-    opts["min_hits"] = values["min_track_hits"]
+    if values["face_margin"] >= 0:
+        opts["face_margin"] = values["face_margin"]
+    if values["min_track_hits"]:
+        opts["min_hits"] = values["min_track_hits"]
     return opts

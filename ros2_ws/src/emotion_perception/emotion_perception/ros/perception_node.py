@@ -202,7 +202,7 @@ class PerceptionNode(LifecycleNode):
             return result
         self._engine.set_cameras(self._sources)
         self._monitor = ProcessingMonitor(cameras=self._sources)
-        self._tracked = TrackedFaces(self._engine.config.max_missed)
+        self._tracked = TrackedFaces(self._engine.config.track_patience_s)
         self._worker = LatestFrameWorker(self._engine, self._on_result, self._on_error, on_drop=self._on_drop)
         self._active = True
         self.get_logger().info(f"processing {', '.join(self._sources)} ({self._values['image_transport']})")
