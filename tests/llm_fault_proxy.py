@@ -54,6 +54,9 @@ class FaultProxy:
         self.freeze_s = client_timeout_s + 0.3  # the next request must still fit in its own timeout
         self.end_token = end_token
         self.arrivals: dict[int, int] = {}  # request number -> times it reached the proxy
+        # While the server restarts, requests get 503: llama-cpp-python cuts a streaming answer
+        # short when another request (even the readiness poll's GET /v1/models) comes in.
+        self._restarting = threading.Event()
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -77,6 +80,12 @@ class FaultProxy:
         exc = sys.exc_info()[1]
         if not isinstance(exc, ConnectionError):
             self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _restart(self) -> None:
+        try:
+            self.server.start()
+        finally:
+            self._restarting.clear()
 
     def _later(self, delay_s: float, action) -> None:
         t = threading.Timer(delay_s, action)
@@ -115,7 +124,8 @@ class FaultProxy:
     def forward(self, h: BaseHTTPRequestHandler, fault: str, first: bool, body: dict) -> None:
         path = h.path
         if fault == "restart" and first and self.server.proc.poll() is not None:
-            self._later(0.0, self.server.start)  # loads the model again: the retries wait for it
+            self._restarting.set()
+            self._later(0.0, self._restart)  # loads the model again: the retries wait for it
         if fault == "slow" and first:
             self.server.pause()
             self._later(self.freeze_s, self.server.resume)
@@ -126,6 +136,8 @@ class FaultProxy:
             path = "/v1/engines/tiny/chat/completions"  # the legacy per-engine route: not served
         if fault == "empty":
             body = {**body, "logit_bias": {str(self.end_token): 100.0}}
+        if self._restarting.is_set():
+            return _send(h, 503, b'{"error": {"message": "upstream llama.cpp server is restarting"}}')
         try:
             upstream = self._upstream.stream("POST", path, json=body)
             response = upstream.__enter__()

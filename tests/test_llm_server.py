@@ -8,6 +8,8 @@ sentence differ by exactly the tokens of that sentence.
 """
 from __future__ import annotations
 
+import threading
+
 import httpx
 import numpy as np
 import pytest
@@ -109,6 +111,30 @@ def test_an_empty_completion_from_the_real_server_is_an_error(server):
         result = client.chat(messages, on_token)
         assert not result.ok and result.error_kind == B.EMPTY and result.attempts == 1, result
     assert chunks == []
+    client.close()
+
+
+def test_a_stream_the_server_cuts_short_is_an_error_not_an_answer(server):
+    """llama-cpp-python (interrupt_requests, on by default) ends a streaming answer with
+    data: [DONE] and no finish_reason as soon as another request arrives: issue 11's defect 5,
+    where the part before the cut (or '') was published as a successful answer."""
+    client = B.OpenAICompatibleBackend(base_url=server + "/v1", model="tiny", timeout=60, retries=2,
+                                       options={**OPTIONS, "max_tokens": 400})
+    messages = PromptBuilder().messages("No one is visible.", [], "Tell me a long story.")
+    other = threading.Thread(target=lambda: httpx.post(f"{server}/v1/chat/completions", timeout=60,
+                                                       json={**OPTIONS, "model": "tiny", "messages": messages}))
+    chunks: list[str] = []
+
+    def second_user_arrives(chunk: str) -> None:
+        chunks.append(chunk)
+        if len(chunks) == 2:
+            other.start()
+
+    result = client.chat(messages, second_user_arrives)
+    other.join(60)
+    assert not result.ok and result.error_kind == B.DROPPED and result.attempts == 1
+    assert "[DONE] but no chunk had a finish_reason" in result.error
+    assert 2 <= len(chunks) < 400
     client.close()
 
 
