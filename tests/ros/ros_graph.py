@@ -52,17 +52,28 @@ def ros_context():
 
 @contextlib.contextmanager
 def spinning(context, *nodes, threads: int = 3):
-    """Spin ``nodes`` on a MultiThreadedExecutor thread; on exit stop it and destroy the nodes."""
+    """Spin ``nodes`` on a MultiThreadedExecutor thread; on exit stop it and destroy the nodes.
+
+    The thread spins in short slices and is joined before ``executor.shutdown()``: shutting an
+    executor down while another thread builds its wait set races in rclpy (a destroyed guard
+    condition, AttributeError in the spin thread)."""
     executor = MultiThreadedExecutor(num_threads=threads, context=context)
     for node in nodes:
         executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.1)
+
+    spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
     try:
         yield executor
     finally:
-        executor.shutdown()
+        stop.set()
         spinner.join(10)
+        executor.shutdown()
         for node in nodes:
             node.destroy_node()
 

@@ -124,3 +124,10 @@ def test_two_ctrl_c_in_a_row_still_clean_up(symlinked):
         close()
     code, out = stop(proc, signals=2)
     assert code == 0 and "Traceback" not in out, out[-3000:]
+
+
+def test_eval_node_without_labels_says_so_in_one_line(symlinked):
+    proc = start(symlinked, "eval_node")
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 2 and "Traceback" not in out, out[-3000:]
+    assert "[FATAL]" in out and "set labels_file or label_topic" in out

@@ -31,23 +31,27 @@ def run(make_node: Callable, args=None, make_executor: Callable | None = None,
         before_destroy: Callable | None = None) -> None:
     """A node's ``main``: init, ``make_node()``, spin until Ctrl-C or shutdown, clean up.
 
-    A Ctrl-C at any moment ends the process quietly and still destroys what was made: during
-    start-up (a Ctrl-C right after ``ros2 launch``), while spinning, and a second one during the
-    clean-up or the interpreter's exit (the terminal signals the node's process group and
-    ``ros2 launch`` forwards its own SIGINT, so a node often gets two): once the node is ending,
-    SIGINT is ignored for the rest of the process (SIGTERM and SIGKILL still end it).
-    ``make_executor(node)`` picks the executor; ``before_destroy(node)`` runs before the node goes.
+    A Ctrl-C at any moment after the imports ends the process quietly and still destroys what was
+    made: during start-up (a Ctrl-C right after ``ros2 launch``), while spinning, and again during
+    the clean-up (the terminal signals the node's process group and ``ros2 launch`` forwards its
+    own SIGINT, so a node often gets two). rclpy's signal handler shuts the context down and then
+    calls the Python handler it found; that one is a no-op here, so no KeyboardInterrupt can land
+    in the middle of start-up or clean-up. ``make_executor(node)`` picks the executor;
+    ``before_destroy(node)`` runs before the node goes.
     """
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        signal.signal(signal.SIGINT, _shutdown_by_rclpy)
     rclpy.init(args=args)
     node = None
     try:
         node = make_node()
         spin(node, make_executor(node) if make_executor else None)
-    except KeyboardInterrupt:
-        pass
+    except Exception:
+        # a Ctrl-C during start-up shuts the context down under the node being made (RCLError
+        # "context is invalid"): that is the requested shutdown, not a crash
+        if rclpy.ok():
+            raise
     finally:
-        if threading.current_thread() is threading.main_thread():  # only it may set handlers
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             if node is not None:
                 if before_destroy is not None:
@@ -55,3 +59,7 @@ def run(make_node: Callable, args=None, make_executor: Callable | None = None,
                 node.destroy_node()
         finally:
             rclpy.try_shutdown()
+
+
+def _shutdown_by_rclpy(signum, frame) -> None:
+    """SIGINT: rclpy's own handler, which runs first, has already shut the context down."""
