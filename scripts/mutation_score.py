@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 CAUGHT = {"killed", "timeout"}
+PENDING = {"not checked"}  # an interrupted run: neither caught nor missed yet
 LINE = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>.+?)\s*$")
 
 
@@ -48,7 +49,9 @@ def score(results: str, equivalent: dict[str, str]) -> dict:
         name, status = match["name"], match["status"]
         seen.add(name)
         module = module_of(name)
-        if name in equivalent:
+        if status in PENDING:
+            per_module[module]["pending"] += 1
+        elif name in equivalent:
             per_module[module]["equivalent"] += 1
         elif status in CAUGHT:
             per_module[module]["caught"] += 1
@@ -68,6 +71,7 @@ def score(results: str, equivalent: dict[str, str]) -> dict:
         "caught": total["caught"],
         "missed": total["missed"],
         "equivalent": total["equivalent"],
+        "pending": total["pending"],
         "equivalent_not_found": sorted(set(equivalent) - seen),
         "modules": {
             m: {**dict(c), "score": ratio(c), "survivors": survivors[m]} for m, c in sorted(per_module.items())
