@@ -27,7 +27,7 @@ declare -A MODULES=(
   [engine/core.py]="tests/test_engine.py tests/test_worker_cameras.py tests/test_core_references.py"
   [models/losses.py]="tests/test_ous.py tests/test_core_references.py"
   [llm/context.py]="tests/test_llm_context.py tests/test_core_references.py"
-  [llm/prompt.py]="tests/test_llm_context.py tests/test_llm_bridge.py"
+  [llm/prompt.py]="tests/test_llm_context.py tests/test_llm_bridge.py tests/test_llm_prompt_memory.py"
 )
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${!MODULES[@]}")
