@@ -4,6 +4,7 @@ unsorted scan, a reset of every camera) changes the result."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -165,3 +166,32 @@ def test_reset_of_one_camera_keeps_the_other_cameras_tracks():
     [a_next], [b_next] = engine.process_batch([frames(4, "a")[3], frames(4, "b", seed=1)[3]])
     assert a_next.frames_used == 1  # camera a starts a fresh window
     assert b_next.frames_used == 4  # camera b kept its three frames
+
+
+# --- context configuration limits, at their edges ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edge", [dict(min_confidence=0.0), dict(min_confidence=1.0), dict(switch_margin=0.0), dict(addressee_ratio=1.0),
+             dict(smoothing_s=0.0, max_age_s=0.0, switch_hold_s=0.0)],
+)
+def test_context_limits_accept_their_edges(edge):
+    assert ContextConfig(**edge)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(smoothing_s=-0.1), "smoothing_s must be >= 0, got -0.1"),
+        (dict(max_age_s=-1.0), "max_age_s must be >= 0, got -1.0"),
+        (dict(switch_hold_s=-0.5), "switch_hold_s must be >= 0, got -0.5"),
+        (dict(min_confidence=-0.01), "need 0 <= min_confidence <= 1, switch_margin >= 0, addressee_ratio >= 1"),
+        (dict(min_confidence=1.01), "need 0 <= min_confidence <= 1"),
+        (dict(switch_margin=-0.01), "need 0 <= min_confidence <= 1"),
+        (dict(addressee_ratio=0.99), "need 0 <= min_confidence <= 1"),
+        (dict(addressee="loudest"), "addressee policy 'loudest' unknown"),
+    ],
+)
+def test_context_limits_refuse_with_the_reason(bad, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ContextConfig(**bad)
