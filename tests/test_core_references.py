@@ -195,3 +195,78 @@ def test_context_limits_accept_their_edges(edge):
 def test_context_limits_refuse_with_the_reason(bad, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         ContextConfig(**bad)
+
+
+# --- context arithmetic at exact, binary-representable boundaries -------------------------------------
+
+
+def estimate(probs, stamp_s, face="f", box=Box(0, 0, 10, 10), polarity=None):
+    return EmotionEstimate(face, box, np.asarray(probs, float), 1, "m", stamp_ns=int(stamp_s * S),
+                           polarity_probabilities=None if polarity is None else np.asarray(polarity, float))
+
+
+def test_probabilities_are_normalised_and_smoothed_with_the_time_constant():
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=2.0, switch_margin=0.0, switch_hold_s=0.0))
+    tracker.update([estimate([2, 0, 0, 0, 0, 0, 0], 1.0)])  # sums to 2: normalised to happy 1.0
+    assert tracker.context(S).confidence == 1.0
+    tracker.update([estimate(leaning("sad", 1.0), 2.0)])
+    # dt 1 s, τ 2 s: the new estimate weighs 1 - e^(-1/2)
+    assert tracker.context(2 * S).confidence == pytest.approx(math.exp(-0.5), abs=1e-6)  # float32 on output
+
+
+def test_a_repeated_stamp_adds_nothing_and_an_earlier_one_starts_over():
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=1.0))
+    tracker.update([estimate(leaning("happy", 1.0), 1.0)])
+    tracker.update([estimate(leaning("sad", 1.0), 1.0)])  # dt = 0: weight 0
+    assert tracker.context(S).class_name == "happy" and tracker.context(S).confidence == 1.0
+    tracker.update([estimate(leaning("sad", 1.0), 0.5)])  # time went backwards (a bag loop)
+    assert tracker.context(S).class_name == "sad"
+
+
+def test_scene_polarity_is_smoothed_like_the_classes():
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=1.0))
+    tracker.update([estimate(leaning("happy"), 1.0, polarity=[0, 0, 2])])  # normalised to positive
+    assert tracker.context(S).polarity == "positive"
+    tracker.update([estimate(leaning("happy"), 2.0, polarity=[1, 0, 0])])  # 0.632 negative, 0.368 positive
+    assert tracker.context(2 * S).polarity == "negative"
+    tracker.update([estimate(leaning("happy"), 2.5, polarity=[0, 0, 1])])  # +0.393 of positive
+    # 0.607 * (0.632, 0, 0.368) + 0.393 * (0, 0, 1) = (0.384, 0, 0.616)
+    assert tracker.context(int(2.5 * S)).polarity == "positive"
+    tracker.update([estimate(leaning("happy"), 2.6)])  # no polarity this time: the old one stays
+    assert tracker.context(int(2.6 * S)).polarity == "positive"
+
+
+def test_switch_margin_and_confidence_and_expiry_are_inclusive_limits():
+    tracker = EmotionContextTracker(
+        ContextConfig(smoothing_s=0.0, switch_margin=0.25, switch_hold_s=0.0, min_confidence=0.5, max_age_s=2.0)
+    )
+    tracker.update([estimate(leaning("happy", 1.0), 1.0)])
+    tracker.update([estimate([0.25, 0.5, 0.0625, 0.0625, 0.0625, 0.0625, 0.0], 1.5)])  # sad leads by 0.25
+    assert tracker.context(int(1.5 * S)).class_name == "sad"
+    tracker.update([estimate([1, 1, 0, 0, 0, 0, 0], 1.6)])  # happy and sad tie at 0.5: stays sad
+    ctx = tracker.context(int(1.6 * S))
+    assert (ctx.class_name, ctx.confidence, ctx.state) == ("sad", 0.5, "emotion")
+    assert tracker.context(int(3.6 * S)).state == "emotion"  # exactly max_age_s later: still there
+    assert tracker.context(int(3.6 * S) + 1).state == "nobody"
+
+
+def test_addressee_keeps_the_floor_up_to_the_ratio_inclusive():
+    tracker = EmotionContextTracker(ContextConfig(addressee_ratio=1.5))
+    tracker.update([estimate(leaning("happy"), 1.0, "a", Box(0, 0, 10, 10))])
+    assert tracker.context(S).face_id == "a"
+    tracker.update([estimate(leaning("sad"), 1.0, "b", Box(0, 0, 10, 15))])  # 150 = 1.5 x 100
+    assert tracker.context(S).face_id == "a"
+    tracker.update([estimate(leaning("sad"), 1.1, "b", Box(0, 0, 10, 16))])  # 160 > 150
+    assert tracker.context(int(1.1 * S)).face_id == "b"
+
+
+def test_valence_arousal_and_count_reach_the_template():
+    config = ContextConfig(template="{who}|{count}|{valence:.3f}|{arousal:.3f}|{face_id}|{scene}",
+                           several_people="{count} people")
+    tracker = EmotionContextTracker(config)
+    tracker.update([estimate(leaning("happy", 1.0), 1.0, "a", Box(0, 0, 20, 20), polarity=[0, 0, 1]),
+                    estimate(leaning("sad", 1.0), 1.0, "b")])
+    from emotion_perception.labels import valence_arousal
+
+    v, a = valence_arousal(leaning("happy", 1.0).astype(np.float32))
+    assert tracker.context(S).sentence == f"2 people|2|{v:.3f}|{a:.3f}|a|; the scene seems positive"
