@@ -35,13 +35,22 @@ def run(make_node: Callable, args=None, make_executor: Callable | None = None,
     made: during start-up (a Ctrl-C right after ``ros2 launch``), while spinning, and again during
     the clean-up (the terminal signals the node's process group and ``ros2 launch`` forwards its
     own SIGINT, so a node often gets two). rclpy's signal handler shuts the context down and then
-    calls the Python handler it found; that one is a no-op here, so no KeyboardInterrupt can land
-    in the middle of start-up or clean-up. ``make_executor(node)`` picks the executor;
+    calls the Python handler it found; that one is a no-op here once rclpy's handler is in place,
+    so no KeyboardInterrupt can land in the middle of start-up or clean-up. rclpy installs its
+    handler only after ``rclpy.init`` has made the context (which can take seconds on a cold
+    start); a Ctrl-C before then is a plain KeyboardInterrupt that ends ``run`` quietly.
+    ``make_executor(node)`` picks the executor;
     ``before_destroy(node)`` runs before the node goes.
     """
     if threading.current_thread() is threading.main_thread():  # only it may set handlers
         signal.signal(signal.SIGINT, _shutdown_by_rclpy)
-    rclpy.init(args=args)
+    _rclpy_handles_sigint.clear()
+    try:
+        rclpy.init(args=args)
+    except KeyboardInterrupt:  # Ctrl-C while the context was being made
+        rclpy.try_shutdown()
+        return
+    _rclpy_handles_sigint.set()
     node = None
     try:
         node = make_node()
@@ -61,5 +70,11 @@ def run(make_node: Callable, args=None, make_executor: Callable | None = None,
             rclpy.try_shutdown()
 
 
+_rclpy_handles_sigint = threading.Event()  # set once rclpy.init has installed rclpy's handler
+
+
 def _shutdown_by_rclpy(signum, frame) -> None:
-    """SIGINT: rclpy's own handler, which runs first, has already shut the context down."""
+    """SIGINT: rclpy's own handler, which runs first, has already shut the context down; before
+    rclpy.init returns there is no such handler yet, so stop the usual way."""
+    if not _rclpy_handles_sigint.is_set():
+        raise KeyboardInterrupt
