@@ -52,12 +52,19 @@ def test_node_executables_start_on_the_python_that_has_the_packages(mode, symlin
         assert script.read_text().splitlines()[0] == f"#!{sys.executable}", f"{mode}: {node}"
 
 
+def sourced_environment(install) -> dict[str, str]:
+    """The environment after `. install/setup.sh` (sourced once, like a terminal, before any Ctrl-C)."""
+    out = subprocess.run(["sh", "-c", f'. "{install}/setup.sh" && env -0'], capture_output=True, check=True,
+                         timeout=120).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
 def start(install, node, *ros_args) -> subprocess.Popen:
-    """The installed executable after `. install/setup.sh`, as `ros2 run` would start it."""
+    """The installed executable in the sourced environment, started directly as `ros2 run` does
+    (a Ctrl-C then reaches the node, not a shell still sourcing setup.sh)."""
     script = install / "emotion_perception" / "lib" / "emotion_perception" / node
-    command = f'. "{install}/setup.sh" && exec "{script}" --ros-args {" ".join(ros_args)}'
-    return subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen([str(script), "--ros-args", *ros_args], env=sourced_environment(install),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen, signals: int = 1, timeout: float = 20.0) -> tuple[int, str]:
@@ -106,9 +113,6 @@ def test_ctrl_c_while_running_ends_the_node_quietly(node, symlinked, tmp_path):
     assert code == 0 and "Traceback" not in out, out[-3000:]
 
 
-# In a fresh clone's first run (cold venv) this Ctrl-C was twice not acted on within 20 s, with no
-# output to say where; a warm re-run passes. The cause is not found yet: one re-run, not hidden.
-@pytest.mark.flaky(reruns=1)
 @pytest.mark.parametrize("delay_s", [0.5, 2.0])
 def test_ctrl_c_during_start_up_ends_the_node(delay_s, symlinked):
     """Ctrl-C while Python imports (0.5 s) or while the node is being made (2 s): the process ends."""

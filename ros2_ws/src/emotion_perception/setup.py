@@ -39,7 +39,7 @@ EXTRAS = {
 }
 EXTRAS["test"] = sorted(
     set(EXTRAS["detectors"] + EXTRAS["llm"] + EXTRAS["demo"])
-    | {"pytest>=7", "pytest-rerunfailures>=12", "hypothesis>=6.100", "catkin_pkg>=0.5", "build>=1.0"}
+    | {"pytest>=7", "hypothesis>=6.100", "catkin_pkg>=0.5", "build>=1.0"}
     # colcon in the test venv: tests/ros builds the package with it as the README tells venv users
     # (its Python writes the node shebangs; colcon-core keeps setuptools < 80 for --symlink-install)
     | {"colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-selection>=0.2"}
