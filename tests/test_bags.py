@@ -12,8 +12,8 @@ from rosbags.rosbag2 import Writer
 
 from emotion_perception.evaluation import jobs
 from emotion_perception.evaluation.bags import (COMPRESSED_IMAGE, FLOAT64, IMAGE, STRING, BagError, BagReader,
-                                                BagWriter, default_image_topic, image_message, latency_topic,
-                                                write_image_bag)
+                                                BagWriter, default_image_topic, image_message, image_stamps,
+                                                latency_topic, write_image_bag)
 from emotion_perception.evaluation.video import VideoSource
 from emotion_perception.types import Frame
 
@@ -200,6 +200,18 @@ def test_writer_refuses_bad_options_with_the_choices(tmp_path):
 
 def test_latency_topic_sits_under_the_results_topic():
     assert latency_topic("/emotions") == latency_topic("/emotions/") == "/emotions/latency_ms"
+    assert latency_topic("/faces_X") == "/faces_X/latency_ms"  # only slashes are trimmed
+
+
+def test_image_stamps_are_header_stamps_in_recorded_order(tmp_path):
+    bag = tmp_path / "bag"
+    stamps = [T0 + 5, T0 - 1_000_000_007, T0 + 2_000_000_001]  # recorded out of time order
+    with BagWriter(bag) as writer:
+        rgb = _frames(1)[0].image
+        for log_ns, stamp in enumerate(stamps, start=T0):
+            writer.write("/front/image_raw", IMAGE, log_ns, image_message(writer.store, rgb, stamp, "cam")[1])
+            writer.write("/back/image_raw", IMAGE, log_ns, image_message(writer.store, rgb, 7, "cam")[1])
+    assert image_stamps(bag, "/front/image_raw") == stamps
 
 
 def test_image_message_encodings(tmp_path):

@@ -114,7 +114,8 @@ def test_criterion_configuration_and_its_errors():
             AlphaSwitchCriterion(alpha=1.0, momentum=momentum)
     full = output_with_loss(0.5)
     message = r"^the α switch needs polarity logits and aux\['face'\], aux\['scene'\] from an OUS head$"
-    for out in (HeadOutput(full.logits, None, full.aux), HeadOutput(full.logits, full.polarity_logits, {"scene": full.aux["scene"]}),
+    for out in (HeadOutput(full.logits, None, full.aux),
+                HeadOutput(full.logits, full.polarity_logits, {"scene": full.aux["scene"]}),
                 HeadOutput(full.logits, full.polarity_logits, {"face": full.aux["face"]})):
         with pytest.raises(ValueError, match=message):
             AlphaSwitchCriterion(alpha=1.0)(out, torch.zeros(2, dtype=torch.long))

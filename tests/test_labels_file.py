@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from emotion_perception.evaluation.labels_file import (LabelRange, Labels, LabelsError, labels_from_messages, load_labels,
-                                                       write_labels)
+from emotion_perception.evaluation.labels_file import (LabelRange, Labels, LabelsError, labels_from_messages,
+                                                       load_labels, write_labels)
 from emotion_perception.labels import class_id
 
 
@@ -112,7 +112,8 @@ def test_comments_trailing_commas_and_source(tmp_path):
     labels = load_labels(path)
     assert labels.source == str(path)
     assert [(r.start, r.end, r.class_id, r.face_id, r.line) for r in labels.ranges] == [
-        (0, 10, class_id("happy"), None, 1), (10, 20, class_id("sad"), None, 2), (20, 30, class_id("fear"), "face_2", 3)]
+        (0, 10, class_id("happy"), None, 1), (10, 20, class_id("sad"), None, 2),
+        (20, 30, class_id("fear"), "face_2", 3)]
     with pytest.raises(LabelsError, match=rf"^{path}:1: expected start,end,label\[,face_id\], got 5 columns$"):
         load_labels(_csv(tmp_path, "0,10,happy,,face_3\n"))  # an empty cell inside is no trailing one
 
@@ -127,7 +128,7 @@ def test_error_messages_name_file_line_and_choices(tmp_path):
         load_labels(path, units="minutes")
     with pytest.raises(LabelsError, match=r"^label units must be one of frames, seconds, got 'hours'$"):
         Labels((), units="hours")
-    with pytest.raises(LabelsError, match=rf"^cannot read labels file {tmp_path}/absent.csv: No such file or directory$"):
+    with pytest.raises(LabelsError, match=rf"^cannot read labels file {tmp_path}/absent.csv: No such file or directory"):
         load_labels(tmp_path / "absent.csv")
     with pytest.raises(LabelsError, match=rf"^{path}: overlapping ranges for face 2: line 1 \[0, 10\) happy and line 2 "
                                           r"\[5, 6\) sad$"):

@@ -78,7 +78,7 @@ def test_jsonl_errors(tmp_path):
     empty.write_text("")
     with pytest.raises(ResultsError, match="has no frames"):
         load_jsonl(empty)
-    with pytest.raises(ResultsError, match=rf"^cannot read results {tmp_path}/absent.jsonl: No such file or directory$"):
+    with pytest.raises(ResultsError, match=rf"^cannot read results {tmp_path}/absent.jsonl: No such file or directory"):
         load_jsonl(tmp_path / "absent.jsonl")
 
 
