@@ -99,6 +99,7 @@ def test_whole_number_floats_are_class_ids_and_the_class_count_is_honoured():
     s = score(np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 1.0]), num_classes=3)
     assert s.confusion.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
     assert s.confusion.dtype == np.int64
+    assert score(np.float32([3, 4]), np.float32([3, 3])).confusion[3].tolist() == [0, 0, 0, 1, 0, 0, 0]
     assert scores_from_confusion([[2.0, 0.0], [1.0, 1.0]]).confusion.dtype == np.int64
     with pytest.raises(ValueError, match="^prediction class ids must be integers$"):
         confusion_matrix([0, 1], [0, 0.5])

@@ -99,7 +99,7 @@ def _estimate(face_id: str, w: float) -> EmotionEstimate:
     return EmotionEstimate(face_id, Box(1, 2, w, w), np.float32(HAPPY), 3, "m")
 
 
-def _results_bag(path, images=True, results=((0, 12.5), (2, 30.0)), extra=()):
+def _results_bag(path, images=True, results=((0, 12.5), (2, 30.0)), labels=True, extra=()):
     """Images at T0 + i * 0.1 s (i = 0..2) on /camera/image_raw (and /side/image_raw), results and
     latencies for the frames in ``results`` (logged 5 ms after their image), labels on /labels."""
     with BagWriter(path) as bag:
@@ -114,8 +114,8 @@ def _results_bag(path, images=True, results=((0, 12.5), (2, 30.0)), extra=()):
             msg = estimates_to_array_msg([_estimate(f"face_{i}", 10)], types.header(stamp, "cam"), types)
             bag.write("/emotions", EMOTION_ARRAY, log, msg)
             bag.write("/emotions/latency_ms", FLOAT64, log, bag.store.types[FLOAT64](data=latency))
-        bag.write("/labels", STRING, T0 + 1, bag.store.types[STRING](data="happy"))
-        bag.write("/labels", STRING, T0 + 150_000_000, bag.store.types[STRING](data="sad"))
+        for log, text in [(T0 + 1, "happy"), (T0 + 150_000_000, "sad")] if labels else ():
+            bag.write("/labels", STRING, log, bag.store.types[STRING](data=text))
         for topic, msgtype, msg in extra:
             bag.write(topic, msgtype, T0, msg)
 
@@ -163,6 +163,10 @@ def test_results_bag_errors_list_what_the_bag_has(tmp_path):
         _write(bag, "/camera/image_raw", *image_message(bag.store, np.zeros((2, 2, 3), np.uint8), T0, "cam"))
     with pytest.raises(ResultsError, match=r"on /emotions \(EmotionStateArray topics: none\)$"):
         load_results_bag(images)
+    only_results = tmp_path / "only_results"
+    _results_bag(only_results, images=False, labels=False)
+    with pytest.raises(ResultsError, match=r"has no label topic /lbl \(String topics: none\)$"):
+        load_results_bag(only_results, label_topic="/lbl")
 
 
 def test_results_bag_without_any_frame_is_an_error(tmp_path):
