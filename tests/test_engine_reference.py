@@ -17,7 +17,8 @@ from emotion_perception.types import Box, Frame
 from test_engine import CPU, FACE, ConvModel, ScriptedDetector, always, frames
 
 
-@pytest.mark.parametrize("name", ["track_patience_s", "track_memory_s", "face_margin", "detect_max_side", "threads"])
+@pytest.mark.parametrize("name", ["track_patience_s", "track_memory_s", "face_margin", "detect_max_side",
+                                  "detect_interval_s", "threads"])
 def test_fields_that_may_be_zero_but_not_negative(name):
     assert getattr(EngineConfig(**{name: 0}), name) == 0
     with pytest.raises(ValueError, match=rf"^EngineConfig\.{name} must be >= 0, got -1$"):
