@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion_perception.images import (SUPPORTED_ENCODINGS, ImageError, RawImage, compressed_size, decode_compressed,
-                                       encode_compressed, from_rgb, to_rgb)
+from emotion_perception.images import (SUPPORTED_ENCODINGS, ImageError, RawImage, check_rgb, compressed_size,
+                                       decode_compressed, encode_compressed, from_rgb, to_rgb)
 
 PAD = 0xEE  # padding bytes at row ends: must never reach a pixel
 
@@ -332,3 +332,22 @@ def test_jpg_format_name_and_encoder_defaults(capfd):
     assert capfd.readouterr().err == ""  # no JPEG-only option handed to the PNG encoder
     with pytest.raises(ImageError, match=r"^OpenCV could not encode a \(1, 65536, 3\) image as jpeg$"):
         encode_compressed(np.zeros((1, 65536, 3), np.uint8))  # JPEG's limit is 65500 pixels a side
+
+
+def test_header_fields_are_read_whole_and_the_ihdr_edge_is_exact():
+    huge = PNG_SIGNATURE + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 2**24 + 1, 2**24 + 2, 8, 2, 0, 0, 0))
+    assert compressed_size(huge + png_chunk(b"IEND")) == ("png", 2**24 + 1, 2**24 + 2)  # all four bytes count
+    cut = huge[:24]  # signature, IHDR length and type, width, height: the size is there, the chunk is not
+    with pytest.raises(ImageError, match=r"\(chunk b'IHDR' at byte 8 claims 13 bytes, 4 left\)$"):
+        compressed_size(cut)
+    app1 = _segment(0xE1, bytes(300))  # a segment longer than 255 bytes: both length bytes count
+    assert compressed_size(b"\xff\xd8" + app1 + _sof()) == ("jpeg", 640, 480)
+    stray_soi = b"\xff\xd8\xff\xd8\x00\x02"  # 0xD8 is not one of the length-less RSTn markers (0xD0-0xD7)
+    assert compressed_size(stray_soi + _sof()) == ("jpeg", 640, 480)
+
+
+def test_check_rgb_messages():
+    with pytest.raises(ImageError, match=r"^expected a numpy array, got list$"):
+        check_rgb([[1, 2, 3]])
+    with pytest.raises(ImageError, match=r"^empty image of shape \(2, 0, 3\)$"):
+        check_rgb(np.zeros((2, 0, 3), np.uint8))
