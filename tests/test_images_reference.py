@@ -4,6 +4,7 @@ which cannot see a byte-order bug made the same way in both directions.)"""
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion_perception.images import ImageError, RawImage, decode_compressed, encode_compressed, from_rgb, to_rgb
+from emotion_perception.images import (SUPPORTED_ENCODINGS, ImageError, RawImage, compressed_size, decode_compressed, encode_compressed,
+                                       from_rgb, to_rgb)
 
 PAD = 0xEE  # padding bytes at row ends: must never reach a pixel
 
@@ -208,3 +210,94 @@ def test_bad_compressed_input_is_one_clear_error():
         decode_compressed("png", png_bytes([[RED]])[:20])
     with pytest.raises(ImageError, match="unsupported compressed format 'bmp'"):
         encode_compressed(np.zeros((2, 2, 3), np.uint8), "bmp")
+
+
+# --- compressed headers, byte by byte (PNG spec: 8-byte signature, then chunks of length u32 BE,
+# type, data, CRC; JPEG: FFD8, then FF-marker segments whose u16 BE length counts itself; SOFn holds
+# precision, height, width). CRCs are not checked by the size reader, so they are zeros here.
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, data: bytes = b"", length: int | None = None) -> bytes:
+    return struct.pack(">I", len(data) if length is None else length) + kind + data + b"\0\0\0\0"
+
+
+IHDR = _chunk(b"IHDR", struct.pack(">IIBBBBB", 300, 200, 8, 2, 0, 0, 0))
+
+
+@pytest.mark.parametrize("data, expected", [
+    (PNG_SIGNATURE + IHDR + _chunk(b"IEND"), ("png", 300, 200)),
+    (PNG_SIGNATURE + IHDR + _chunk(b"tEXt", b"a=b") + _chunk(b"IEND"), ("png", 300, 200)),  # walked past
+])
+def test_png_size_from_ihdr(data, expected):
+    assert compressed_size(data) == expected
+
+
+@pytest.mark.parametrize("data, reason", [
+    (PNG_SIGNATURE + _chunk(b"tEXt", b"a=b"), "no IHDR chunk at the start"),
+    (PNG_SIGNATURE + IHDR[:15], "no IHDR chunk at the start"),  # 23 bytes: the height is cut
+    (PNG_SIGNATURE + IHDR, "truncated before the IEND chunk"),
+    (PNG_SIGNATURE + IHDR + _chunk(b"IEND")[:11], "truncated before the IEND chunk"),
+    (PNG_SIGNATURE + IHDR + _chunk(b"tEXt", b"a=b", length=1000) + _chunk(b"IEND"),
+     "chunk b'tEXt' at byte 33 claims 1000 bytes, 15 left"),
+    (PNG_SIGNATURE + IHDR + _chunk(b"tEXt", b"a=b", length=4), "chunk b'tEXt' at byte 33 claims 4 bytes, 3 left"),
+])
+def test_png_header_damage_is_named(data, reason):
+    with pytest.raises(ImageError, match=re.escape(f"could not decode {len(data)} bytes as png ({reason})") + "$"):
+        compressed_size(data)
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _sof(marker: int = 0xC0, height: int = 480, width: int = 640) -> bytes:
+    return _segment(marker, struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00" * 3)
+
+
+APP0 = _segment(0xE0, b"JFIF\0\1\1\0\0\1\0\1\0\0")
+DHT = _segment(0xC4, b"\0" * 17)  # 0xC4 is a Huffman table, not a frame header
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"\xff\xd8" + APP0 + _sof(), (640, 480)),
+    (b"\xff\xd8" + APP0 + DHT + _segment(0xC8, b"x") + _segment(0xCC, b"yy") + _sof(0xC2, 3, 4000), (4000, 3)),
+    (b"\xff\xd8\xff\xff\xff" + _sof(0xCF, 1, 2), (2, 1)),  # fill bytes before the marker
+    (b"\xff\xd8\xff\xd0\xff\xd7\xff\x01" + _sof(0xC1), (640, 480)),  # RSTn and TEM carry no length
+    (b"\xff\xd8" + _sof()[:9], (640, 480)),  # the header ends right after the width
+] + [(b"\xff\xd8" + _sof(m, 7, 9), (9, 7)) for m in (0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE)])
+def test_jpeg_size_from_the_first_frame_header(data, expected):
+    assert compressed_size(data) == ("jpeg", *expected)
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"\xff\xd8\x00\xe0\x00\x10", "no marker at byte 2"),
+    (b"\xff\xd8" + APP0 + b"\x12\x34\x56\x78", f"no marker at byte {2 + len(APP0)}"),
+    (b"\xff\xd8\xff\xda\x00\x00", "no frame header (SOF) before the image data"),  # scan data first
+    (b"\xff\xd8\xff\xd9\x00\x00", "no frame header (SOF) before the image data"),  # end of image
+    (b"\xff\xd8" + _sof()[:8], "truncated before the frame header (SOF)"),
+    (b"\xff\xd8" + APP0, "truncated before the frame header (SOF)"),
+    (b"\xff\xd8\xff\xd0", "truncated before the frame header (SOF)"),
+])
+def test_jpeg_header_damage_is_named(data, reason):
+    with pytest.raises(ImageError, match=re.escape(f"could not decode {len(data)} bytes as jpeg ({reason})") + "$"):
+        compressed_size(data)
+    with pytest.raises(ImageError, match=r"^could not decode 4 bytes: neither a PNG nor a JPEG stream$"):
+        compressed_size(b"GIF8")
+
+
+def test_raw_image_errors_give_the_numbers_and_the_choices():
+    supported = ", ".join(SUPPORTED_ENCODINGS)
+    assert supported.startswith("rgb8, bgr8, ") and supported.endswith(", yuv422_yuy2")
+    for convert in (lambda: to_rgb(RawImage(1, 1, "abc", 3, b"xyz")),
+                    lambda: from_rgb(np.zeros((1, 1, 3), np.uint8), "abc")):
+        with pytest.raises(ImageError, match=re.escape(f"unsupported image encoding 'abc'; supported: {supported}") + "$"):
+            convert()
+    with pytest.raises(ImageError, match=r"^empty image: 0x2 \(rgb8\)$"):
+        to_rgb(RawImage(2, 0, "rgb8", 0, b""))
+    with pytest.raises(ImageError, match=r"^step 11 is smaller than width\*bytes_per_pixel = 2\*6 = 12 for rgb16$"):
+        to_rgb(RawImage(1, 2, "rgb16", 11, bytes(11)))
+    with pytest.raises(ImageError, match=r"^yuv422 needs an even width, got 3$"):
+        from_rgb(np.zeros((2, 3, 3), np.uint8), "yuv422")
+    assert from_rgb(np.zeros((1, 2, 3), np.uint8)).encoding == "rgb8"  # the default

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from emotion_perception.evaluation.labels_file import (LabelRange, LabelsError, labels_from_messages, load_labels,
-                                                       write_labels)
+from emotion_perception.evaluation.labels_file import (LabelRange, Labels, LabelsError, labels_from_messages,
+                                                       load_labels, write_labels)
 from emotion_perception.labels import class_id
 
 
@@ -105,3 +105,55 @@ def test_a_file_that_is_not_utf8_is_a_labels_error(tmp_path):
     path.write_bytes("0,10,happy\n".encode() + b"\xff\xfe,1,sad\n")
     with pytest.raises(LabelsError, match=r"not UTF-8 text \(byte 11"):
         load_labels(path)
+
+
+def test_comments_trailing_commas_and_source(tmp_path):
+    path = _csv(tmp_path, "0,10,happy,  # a comment # with a second hash\n10,20,sad,,\n20,30,fear,face_2\n")
+    labels = load_labels(path)
+    assert labels.source == str(path)
+    assert [(r.start, r.end, r.class_id, r.face_id, r.line) for r in labels.ranges] == [
+        (0, 10, class_id("happy"), None, 1), (10, 20, class_id("sad"), None, 2),
+        (20, 30, class_id("fear"), "face_2", 3)]
+    with pytest.raises(LabelsError, match=rf"^{path}:1: expected start,end,label\[,face_id\], got 5 columns$"):
+        load_labels(_csv(tmp_path, "0,10,happy,,face_3\n"))  # an empty cell inside is no trailing one
+
+
+def test_error_messages_name_file_line_and_choices(tmp_path):
+    path = _csv(tmp_path, "0,10,happy\nx,20,sad\n")
+    with pytest.raises(LabelsError, match=rf"^{path}:2: start 'x' is not a number$"):
+        load_labels(path)
+    with pytest.raises(LabelsError, match=rf"^{path}:1: end 'y' is not a number$"):
+        load_labels(_csv(tmp_path, "0,y,sad\n"))
+    with pytest.raises(LabelsError, match=r"^label units must be one of frames, seconds, got 'minutes'$"):
+        load_labels(path, units="minutes")
+    with pytest.raises(LabelsError, match=r"^label units must be one of frames, seconds, got 'hours'$"):
+        Labels((), units="hours")
+    with pytest.raises(LabelsError, match=rf"^cannot read labels file {tmp_path}/absent.csv: No such file or directory"):
+        load_labels(tmp_path / "absent.csv")
+    with pytest.raises(LabelsError, match=rf"^{path}: overlapping ranges for face 2: line 1 \[0, 10\) happy and line 2 "
+                                          r"\[5, 6\) sad$"):
+        load_labels(_csv(tmp_path, "0,10,happy,2\n5,6,sad,2\n"))
+    with pytest.raises(LabelsError, match=r"^labels: overlapping ranges for the main face: line 0 \[0, 2\) happy and "):
+        Labels((LabelRange(0, 2, class_id("happy")), LabelRange(1, 3, class_id("sad"))))
+
+
+def test_label_topic_ranges_exactly():
+    t0 = 10_000_000_000
+    msgs = [(t0 + 2_500_000_000, "sad"), (t0, "happy"), (t0 + 1_000_000_000, "neutral"), (t0 + 2_500_000_000, "fear")]
+    labels = labels_from_messages(msgs, t0, t0 + 4_000_000_000)
+    # sorted by time; "fear" and "sad" share a stamp: the first of the two ("fear") holds for no time
+    assert labels.source == "label topic"
+    assert [(r.start, r.end, r.class_id, r.face_id, r.line) for r in labels.ranges] == [
+        (0.0, 1.0, class_id("happy"), None, 1), (1.0, 2.5, class_id("neutral"), None, 2),
+        (2.5, 4.000000001, class_id("sad"), None, 4)]
+    assert labels_from_messages(msgs, t0, t0 + 4_000_000_000, "/labels").source == "/labels"
+    with pytest.raises(LabelsError, match=rf"^label topic: message 2 at {t0 + 1} ns: unknown emotion class 'meh'"):
+        labels_from_messages([(t0, "happy"), (t0 + 1, "meh")], t0, t0 + 5)
+    with pytest.raises(LabelsError, match=r"^/labels holds no class labels$"):
+        labels_from_messages([(t0, "none"), (t0 + 1, "")], t0, t0 + 5, "/labels")
+
+
+def test_written_labels_file_text(tmp_path):
+    ranges = [LabelRange(0, 60, class_id("angry")), LabelRange(60, 70.5, class_id("happy"), "face_4")]
+    path = write_labels(tmp_path / "new" / "dir" / "labels.csv", ranges)
+    assert path.read_bytes() == b"start,end,label,face_id\r\n0,60,angry,\r\n60,70.5,happy,face_4\r\n"  # csv: CRLF

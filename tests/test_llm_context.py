@@ -162,3 +162,58 @@ def test_user_text_cannot_take_the_system_role():
         builder.messages("ctx", [], "   ")
     with pytest.raises(ValueError, match="limit"):
         PromptBuilder(max_user_chars=5).messages("ctx", [], "too long text")
+
+
+def test_scene_polarity_is_a_moving_average_that_starts_at_the_first_polarity_seen():
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=1.0))
+    tracker.update([est("1", "happy", 0.9, 0.0)])  # no polarity yet
+    tracker.update([est("1", "happy", 0.9, 0.1, polarity=[0.9, 0.05, 0.05])])  # taken as it is
+    assert tracker.context(int(0.1 * S)).polarity == "negative"
+    # 0.1 s later: alpha = 1 - exp(-0.1) = 0.095, so 0.905 * 0.9 + 0.095 * 0.05 = 0.82 stays on negative
+    tracker.update([est("1", "happy", 0.9, 0.2, polarity=[0.05, 0.05, 0.9])])
+    assert tracker.context(int(0.2 * S)).polarity == "negative"
+    tracker.update([est("2", "sad", 0.9, 0.2, polarity=[0.0, 0.0, 0.0])])  # no polarity information
+    assert tracker.context(int(0.2 * S)).polarity == "negative"
+    with pytest.raises(ValueError, match="face '3': expected 7 finite probabilities"):
+        tracker.update([EmotionEstimate("3", Box(0, 0, 9, 9), np.zeros(7, np.float32), 1, "m", stamp_ns=S)])
+
+
+def test_zero_polarity_is_unknown():
+    tracker = EmotionContextTracker()
+    tracker.update([est("1", "happy", 0.9, 0.0, polarity=[0.0, 0.0, 0.0])])
+    assert tracker.context(0).polarity == "unknown"
+
+
+def test_a_challenger_after_a_switch_waits_its_own_hold():
+    # smoothing off: each estimate is the face's distribution; margin 0.15, hold 0.5 s
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=0.0, switch_margin=0.15, switch_hold_s=0.5))
+    seen = []
+    for t, main in [(0.0, "happy"), (0.1, "neutral"), (0.6, "neutral"),  # neutral held 0.5 s: switch
+                    (0.7, "sad"), (0.8, "sad")]:  # sad (class 1) just took the lead: not yet
+        tracker.update([est("1", main, 0.9, t)])
+        seen.append(tracker.context(int(t * S)).class_name)
+    assert seen == ["happy", "happy", "neutral", "neutral", "neutral"]
+
+
+def test_templates_may_use_every_field_the_partial_ones_render_empty():
+    cfg = ContextConfig(single_person="Person {face_id}{who}{scene}", scene_template="; scene {polarity}{scene}")
+    tracker = EmotionContextTracker(cfg)
+    tracker.update([est("7", "happy", 0.9, 0.0, polarity=[0.1, 0.1, 0.8])])
+    assert tracker.context(0).sentence == "Person 7 looks happy (confidence 0.90); scene positive."
+
+
+def test_first_addressee_is_the_largest_face_whatever_its_id_and_unstamped_means_time_zero():
+    tracker = EmotionContextTracker(ContextConfig(addressee_ratio=1.2))
+    tracker.update([est("", "sad", 0.9, 0.0, size=100), est("b", "happy", 0.9, 0.0, size=105)])
+    assert tracker.context(0).face_id == "b"
+    tracker = EmotionContextTracker(ContextConfig(max_age_s=2.0))
+    tracker.update([EmotionEstimate("1", Box(0, 0, 9, 9), probs("happy", 0.9), 1, "m")])  # stamp 0, no now_ns
+    assert tracker.context(2 * S).state == "emotion" and tracker.context(2 * S + 1).state == "nobody"
+
+
+def test_config_errors_name_the_rules_and_fields():
+    with pytest.raises(ValueError, match=r"^need 0 <= min_confidence <= 1, switch_margin >= 0, addressee_ratio >= 1$"):
+        ContextConfig(min_confidence=2)
+    with pytest.raises(ValueError, match=r"fields: who, emotion, class_name, confidence, polarity, scene, count, "
+                                         r"face_id, valence, arousal$"):
+        ContextConfig(template="{nope}")

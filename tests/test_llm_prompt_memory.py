@@ -87,3 +87,15 @@ def test_messages_order_system_history_user():
         {"role": "assistant", "content": "a1"},
         {"role": "user", "content": "(s)hi"},
     ]
+
+
+def test_marker_text_keeps_its_own_letters_and_one_turn_memory_keeps_the_last():
+    assert neutralise_markers("<|MAX|> and [/INST]") == "(MAX) and (INST)"  # only the bracket characters go
+    memory = ConversationMemory(max_turns=1)
+    memory.add("u", "q1", "a1")
+    memory.add("u", "q2", "a2")
+    assert memory.history("u") == [("q2", "a2")]
+    memory.forget("nobody")  # an unknown user is no error
+    assert memory.history("u") == [("q2", "a2")]
+    with pytest.raises(ValueError, match="^empty user text$"):
+        PromptBuilder().clean_user_text("   ")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import math
 
 import numpy as np
@@ -84,3 +85,23 @@ def test_bad_input_is_one_clear_error(targets, preds, message):
 def test_malformed_confusion_matrix_rejected(cm):
     with pytest.raises(ValueError, match="confusion matrix"):
         scores_from_confusion(cm)
+
+
+def test_empty_scores_are_nan_without_numpy_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value" / "mean of empty slice" noise in a report
+        s = scores_from_confusion(np.zeros((7, 7), np.int64))
+    assert s.samples == 0 and math.isnan(s.uar) and math.isnan(s.war) and np.isnan(s.per_class_recall).all()
+    assert s.to_dict()["samples"] == 0 and score([1, 2], [1, 1]).to_dict()["samples"] == 2
+
+
+def test_whole_number_floats_are_class_ids_and_the_class_count_is_honoured():
+    s = score(np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 1.0]), num_classes=3)
+    assert s.confusion.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
+    assert s.confusion.dtype == np.int64
+    assert score(np.float32([3, 4]), np.float32([3, 3])).confusion[3].tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert scores_from_confusion([[2.0, 0.0], [1.0, 1.0]]).confusion.dtype == np.int64
+    with pytest.raises(ValueError, match="^prediction class ids must be integers$"):
+        confusion_matrix([0, 1], [0, 0.5])
+    with pytest.raises(ValueError, match="^target class ids must be integers$"):
+        confusion_matrix(["a"], [0])

@@ -10,7 +10,7 @@ from emotion_perception.faces import detectors
 from emotion_perception.faces.detectors import OpenCVCascadeDetector
 from emotion_perception.models import registry
 from emotion_perception.errors import WeightsMissingError
-from emotion_perception.pipeline import create_engine, detector_order, make_detector
+from emotion_perception.pipeline import create_engine, detector_order, make_detector, make_redetector
 from emotion_perception.types import Box, Detection, Frame
 
 
@@ -166,3 +166,24 @@ def test_lite_detector_order_follows_what_is_present(tmp_path, shared_data, monk
         (tmp_path / "detectors" / name).symlink_to(shared_data / "blazeface" / name)
     detector, note = make_detector(None, lite, cpu, tmp_path)
     assert detector.name == "blazeface_back" and note == ""
+
+
+def test_the_lite_profile_follows_faces_between_searches_with_mtcnn_or_searches_every_frame(monkeypatch, caplog):
+    """lite-fer2013 searches the whole frame every 0.5 s; MTCNN follows the faces in between
+    (itself, or beside another detector); without MTCNN every frame is searched, and it says so."""
+    cascade = OpenCVCascadeDetector()
+    if registry.installed_package_file("facenet_pytorch:data/pnet.pt") is not None:
+        engine, _ = create_engine("lite-fer2013", device="cpu", detector=cascade)
+        assert engine.config.detect_interval_s == 0.5 and engine.redetector.name == "mtcnn"
+        mtcnn = engine.redetector
+        assert make_redetector(mtcnn, torch.device("cpu")) == (mtcnn, "")
+
+    def unavailable(*args, **kwargs):
+        raise ImportError("No module named 'facenet_pytorch'")
+
+    monkeypatch.setitem(detectors.DETECTORS, "mtcnn", unavailable)
+    engine, choice = create_engine("lite-fer2013", device="cpu", detector=cascade)
+    assert engine.redetector is None
+    assert "no re-detector (No module named 'facenet_pytorch'): the whole frame is searched on every frame" in choice.reason
+    engine, choice = create_engine("lite-fer2013", device="cpu", detector=cascade, detect_interval_s=0)
+    assert engine.redetector is None and "re-detector" not in choice.reason

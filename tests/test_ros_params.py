@@ -92,7 +92,9 @@ def test_engine_options_leave_profile_defaults_alone():
     opts = engine_options(validate(dict(DEFAULTS)))
     assert opts == {"profile": "auto", "device": "auto", "max_faces": 8, "min_face_score": 0.5}
     tuned = engine_options(validate({**DEFAULTS, "face_margin": 0.1, "min_track_hits": 3}))
-    assert (tuned["face_margin"], tuned["min_hits"]) == (0.1, 3)
+    assert (tuned["face_margin"], tuned["min_hits"]) == (0.1, 3) and "detect_interval_s" not in tuned
+    every_frame = engine_options(validate({**DEFAULTS, "detect_interval_s": 0.0}))
+    assert every_frame["detect_interval_s"] == 0.0  # 0 is a value (search every frame), not "the profile's"
     custom = engine_options(validate({**DEFAULTS, "profile": "lite-fer2013", "detector": "opencv",
                                       "precision": "fp16", "window": 8, "weights_dir": "/w", "threads": 2}))
     assert custom["detector"] == "opencv" and custom["precision"] == "fp16" and custom["threads"] == 2

@@ -122,7 +122,7 @@ def _rgb_to_yuv422(rgb: np.ndarray, uyvy: bool) -> np.ndarray:
         out[..., 0], out[..., 1], out[..., 2], out[..., 3] = u, y[:, 0::2], v, y[:, 1::2]
     else:
         out[..., 0], out[..., 1], out[..., 2], out[..., 3] = y[:, 0::2], u, y[:, 1::2], v
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(h, w * 2)
+    return np.rint(out).astype(np.uint8).reshape(h, w * 2)  # studio range: Y 16..235, U and V 16..240
 
 
 def from_rgb(rgb: np.ndarray, encoding: str = "rgb8", *, row_padding: int = 0) -> RawImage:

@@ -49,7 +49,7 @@ def make_detector(detector, profile, device, weights_dir: Path | None = None, mi
     def build(name):
         options = {}
         if name == spec.get("name"):  # the profile's own detector: its settings and weight files
-            options = {k: v for k, v in spec.items() if k not in ("name", "files", "fallback")}
+            options = {k: v for k, v in spec.items() if k not in ("name", "files", "fallback", "interval_s")}
             options.update(profile.detector_paths(weights_dir))
         if min_score is not None:
             options["min_score"] = min_score
@@ -71,6 +71,20 @@ def make_detector(detector, profile, device, weights_dir: Path | None = None, mi
         except (FileNotFoundError, ImportError) as err:  # WeightsMissingError is a FileNotFoundError
             skipped.append(f"{name!r} unavailable ({err})")
     return chosen(build(last), skipped)
+
+
+def make_redetector(detector, device):
+    """(re-detector, note): what re-finds tracked faces between whole-frame searches
+    (``PerceptionEngine``): the detector itself if it can, else MTCNN's last two stages from the
+    facenet-pytorch wheel; (None, why) when neither is there, and then every frame is searched."""
+    if callable(getattr(detector, "redetect", None)):
+        return detector, ""
+    try:
+        return create_detector("mtcnn", device=str(device)), ""
+    except (FileNotFoundError, ImportError) as err:
+        note = f"no re-detector ({err}): the whole frame is searched on every frame"
+        log.warning(note)
+        return None, note
 
 
 def select(profile: str, weights_dir, device):
@@ -111,17 +125,22 @@ def create_engine(
     choice = select(profile, weights_dir, dev)
     model = registry.build_model(choice.profile, str(dev), choice.weights_dir)
     det, note = make_detector(detector, choice.profile, dev, choice.weights_dir, min_face_score)
-    if note:
-        choice = replace(choice, reason=f"{choice.reason}; {note}")
     settings = {
         "window": choice.profile.window,
         "scene_interval": choice.profile.scene_interval,
+        "detect_interval_s": float((choice.profile.detector or {}).get("interval_s", 0.0)),
         **choice.profile.crop_settings(),
         "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
         "threads": threads or choice.profile.threads_for(dev.type),
         **config_overrides,
         "device": str(dev),
     }
-    engine = PerceptionEngine(model, det, EngineConfig(**settings))
+    redetector = None
+    if settings["detect_interval_s"] > 0:
+        redetector, redetect_note = make_redetector(det, dev)
+        note = "; ".join(n for n in (note, redetect_note) if n)
+    if note:
+        choice = replace(choice, reason=f"{choice.reason}; {note}")
+    engine = PerceptionEngine(model, det, EngineConfig(**settings), redetector)
     log.info("engine: %s on %s (%s), %s", engine.model_id, dev, settings["precision"], choice.reason)
     return engine, choice

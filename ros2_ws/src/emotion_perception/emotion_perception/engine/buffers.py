@@ -112,9 +112,8 @@ class WindowBuffers:
         if slot is None:
             if not self._free:
                 self._grow()
-            slot = self._free.pop()
+            slot = self._free.pop()  # its counter is 0: fresh, released or grown
             self._slot[key] = slot
-            self._count[slot] = 0
         return slot
 
     def _grow(self) -> None:

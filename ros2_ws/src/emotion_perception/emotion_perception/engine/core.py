@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..faces import FaceTracker, crop_face
+from ..faces.follow import FaceFollower
 from ..images import check_rgb
 from ..models.base import EmotionModel
 from ..types import Box, Detection, EmotionEstimate, Frame
@@ -60,13 +61,17 @@ class EngineConfig:
     smoothing_time_s: float = 1.0  # ema time constant (the class follows a change after ~0.7 of it)
     smoothing_margin: float = 0.15  # hysteresis: lead another class needs to replace the held one
     detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
+    # >0: search the whole frame at most this often (camera time); in between, the tracked faces
+    # are re-found near their predicted boxes by the engine's re-detector (none: every frame)
+    detect_interval_s: float = 0.0
     threads: int = 0  # CPU threads of torch and OpenCV, process-wide (engine/threads.py); 0: leave as is
 
     def __post_init__(self) -> None:
         for name in ("window", "scene_interval", "max_faces", "min_hits"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("track_patience_s", "track_memory_s", "face_margin", "detect_max_side", "threads"):
+        for name in ("track_patience_s", "track_memory_s", "face_margin", "detect_max_side", "detect_interval_s",
+                     "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"EngineConfig.{name} must be >= 0, got {getattr(self, name)}")
         Smoother(self.smoothing, self.smoothing_time_s, self.smoothing_margin)  # checks the settings
@@ -75,13 +80,17 @@ class EngineConfig:
 
 
 class _Source:
-    """Per-camera state: its tracker, frame counter and latest scene feature."""
+    """Per-camera state: its tracker, frame counter, latest scene feature and when the whole frame
+    was last searched for faces (``search_now``: a tracked face was not re-found, look everywhere)."""
 
-    def __init__(self, config: EngineConfig, id_prefix: str):
+    def __init__(self, config: EngineConfig, id_prefix: str, redetector=None):
         self.tracker = FaceTracker(config.iou_threshold, config.track_patience_s, id_prefix,
                                    memory_s=config.track_memory_s)
         self.frames = 0
         self.scene: torch.Tensor | None = None
+        self.follower = FaceFollower(redetector) if redetector is not None and config.detect_interval_s > 0 else None
+        self.searched_at: float | None = None
+        self.search_now = True
 
 
 def _resize_into(src: np.ndarray, dst: np.ndarray) -> None:
@@ -107,7 +116,14 @@ def check_frame(frame: Frame | np.ndarray) -> Frame:
 class PerceptionEngine:
     """Detect, track, encode and classify the faces of camera frames, one frame at a time.
 
-    ``detector`` is anything with ``detect(rgb) -> list[Detection]``. Thread-safe: one call at a
+    ``detector`` is anything with ``detect(rgb) -> list[Detection]``. ``redetector`` (default: the
+    detector, if it has one) has ``redetect(rgb, boxes) -> list[Detection | None]``: it re-finds
+    already tracked faces near their predicted boxes far more cheaply than a whole-frame search
+    (``faces/follow.py``; the boxes keep the detector's style, learnt on each searched frame
+    unless the detector is its own re-detector). With ``config.detect_interval_s``
+    > 0 and a re-detector, the whole frame is searched only every that many seconds of camera
+    time, on a camera's first frame, and on the frame after a tracked face was not re-found: new
+    faces appear within that interval, and a face that was just lost is looked for everywhere. Thread-safe: one call at a
     time (``LatestFrameWorker`` runs it on its own thread while others read ``stats()``).
 
     Face ids are unique across cameras: with one camera they read ``face_<n>``; once the engine
@@ -115,9 +131,11 @@ class PerceptionEngine:
     ``cam1_face_1``. A source nobody declared gets the next index when it first appears.
     """
 
-    def __init__(self, model: EmotionModel, detector, config: EngineConfig | None = None):
+    def __init__(self, model: EmotionModel, detector, config: EngineConfig | None = None, redetector=None):
         if not callable(getattr(detector, "detect", None)):
             raise TypeError(f"detector must have a detect(rgb) method, got {type(detector).__name__}")
+        redetector = redetector if redetector is not None else detector
+        self.redetector = redetector if callable(getattr(redetector, "redetect", None)) else None
         self.config = config or EngineConfig()
         self.threads = apply_threads(self.config.threads)
         self.device = resolve_device(self.config.device)
@@ -135,7 +153,7 @@ class PerceptionEngine:
         self._smoother = Smoother(self.config.smoothing, self.config.smoothing_time_s, self.config.smoothing_margin)
         self._cameras: list[str] = []  # sources in camera-index order
         self._latency = LatencyStats()
-        self._frames = self._faces = self._dropped = 0
+        self._frames = self._faces = self._dropped = self._searches = 0
         self._lock = threading.RLock()  # one frame at a time
         self._stats_lock = threading.Lock()  # counters: readable while a frame is in progress
 
@@ -167,6 +185,7 @@ class PerceptionEngine:
         with self._stats_lock:
             return {
                 "frames": self._frames,
+                "searches": self._searches,  # frames searched whole for faces (the rest: followed)
                 "faces": self._faces,
                 "dropped": self._dropped,
                 "active_tracks": len(self.buffers),
@@ -188,7 +207,7 @@ class PerceptionEngine:
     def reset_stats(self) -> None:
         """Zero the counters and latency history (e.g. after a warm-up)."""
         with self._stats_lock:
-            self._frames = self._faces = self._dropped = 0
+            self._frames = self._faces = self._dropped = self._searches = 0
             self._latency.clear()
 
     def set_cameras(self, sources: Sequence[str]) -> None:
@@ -205,7 +224,7 @@ class PerceptionEngine:
         if source not in self._cameras:
             self._cameras.append(source)
         index = self._cameras.index(source)
-        return _Source(self.config, f"cam{index}_" if len(self._cameras) > 1 else "")
+        return _Source(self.config, f"cam{index}_" if len(self._cameras) > 1 else "", self.redetector)
 
     def reset(self, source: str | None = None) -> None:
         """Forget the tracks, windows and scene of one source (all sources with None)."""
@@ -230,8 +249,15 @@ class PerceptionEngine:
 
         # detect + track (host)
         faces: list[tuple[int, object]] = []  # (frame index, Track)
+        searches = 0
         for i, (frame, state) in enumerate(zip(frames, states)):
-            update = state.tracker.update(self._detect(frame.image), frame.stamp_ns / 1e9)
+            now = state.tracker.next_time(frame.stamp_ns / 1e9)
+            searched = self._search_due(state, now)
+            searches += searched
+            found = self._detect(frame.image) if searched else self._follow(frame.image, state, now)
+            update = state.tracker.update(found, now)
+            if searched and state.follower is not None and self.redetector is not self.detector:
+                state.follower.learn(frame.image, [(t.track_id, t.box) for t in update.visible])
             for track_id in update.expired:
                 self.buffers.release((frame.source, track_id))
                 self._smoother.release((frame.source, track_id))
@@ -294,6 +320,7 @@ class PerceptionEngine:
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         with self._stats_lock:
             self._frames += len(frames)
+            self._searches += searches
             self._faces += len(faces)
             self._latency.add(timings)
 
@@ -334,6 +361,20 @@ class PerceptionEngine:
             done = streams.signal(stream)
         return feats, done
 
+    def _search_due(self, state: _Source, now: float) -> bool:
+        """Whether this frame of ``state``'s camera gets a whole-frame search (class docstring)."""
+        due = (state.follower is None or state.search_now or state.searched_at is None
+               or now - state.searched_at >= self.config.detect_interval_s)
+        if due:
+            state.searched_at, state.search_now = now, False
+        return due
+
+    def _follow(self, rgb: np.ndarray, state: _Source, now: float) -> list[Detection]:
+        """The tracked faces re-found near their predicted boxes; one not re-found brings the search forward."""
+        found = state.follower.follow(rgb, state.tracker.predictions(now))
+        state.search_now = any(d is None for d in found)
+        return self._checked([d for d in found if d is not None], *rgb.shape[:2])
+
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         """Detections in frame pixels: finite, clipped to the frame, best ``max_faces`` by score."""
         height, width = rgb.shape[:2]
@@ -343,8 +384,12 @@ class PerceptionEngine:
             scale = side / max(height, width)
             small = (max(1, round(width * scale)), max(1, round(height * scale)))
             rgb = cv2.resize(rgb, small, interpolation=cv2.INTER_AREA)
+        return self._checked(self.detector.detect(rgb), height, width, scale)
+
+    def _checked(self, found: list[Detection], height: int, width: int, scale: float = 1.0) -> list[Detection]:
+        """Finite detections divided by ``scale``, clipped to the frame, the best ``max_faces`` by score."""
         detections = []
-        for det in self.detector.detect(rgb):
+        for det in found:
             b = det.box
             if not all(math.isfinite(v) for v in (b.x, b.y, b.w, b.h, det.score)):
                 continue

@@ -62,8 +62,7 @@ def scores_from_confusion(confusion: np.ndarray) -> Scores:
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or (cm < 0).any():
         raise ValueError(f"a confusion matrix must be square with non-negative counts, got shape {cm.shape}")
     support = cm.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)  # never divides by 0
     total = cm.sum()
     war = float(np.trace(cm) / total) if total else float("nan")
     uar = float(np.nanmean(recall)) if np.any(support > 0) else float("nan")

@@ -128,7 +128,7 @@ def load_results_bag(path: str | Path, results_topic: str = RESULTS_TOPIC, image
     frames = []
     for index, stamp in enumerate(sorted(stamps)):
         processed = stamp in arrays
-        latency = latency_by_log.get(log_of_stamp.get(stamp, -1)) if processed else None
+        latency = latency_by_log.get(log_of_stamp[stamp]) if processed else None
         frames.append(FrameResult(index, stamp, processed, latency, arrays.get(stamp, [])))
     if not frames:
         raise ResultsError(f"bag {path} holds no frames")

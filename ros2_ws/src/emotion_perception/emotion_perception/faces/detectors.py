@@ -71,6 +71,18 @@ def to_reference(raw: np.ndarray, box_on_reference: tuple[float, float, float, f
     return out
 
 
+def from_reference(boxes: np.ndarray, box_on_reference: tuple[float, float, float, float]) -> np.ndarray:
+    """The inverse of ``to_reference``: reference face boxes -> where this detector would box them."""
+    w_ratio, h_ratio, dx, dy = box_on_reference
+    out = boxes.copy()
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + dx * width
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + dy * height
+    out[:, 0], out[:, 2] = cx - width * w_ratio / 2, cx + width * w_ratio / 2
+    out[:, 1], out[:, 3] = cy - height * h_ratio / 2, cy + height * h_ratio / 2
+    return out
+
+
 class FaceDetector(ABC):
     """Finds faces in an RGB image.
 
@@ -102,14 +114,19 @@ class FaceDetector(ABC):
         height, width = rgb.shape[:2]
         raw = np.asarray(self._detect_xyxy(np.ascontiguousarray(rgb)), dtype=np.float64).reshape(-1, 5)
         raw = to_reference(raw[np.isfinite(raw).all(axis=1)], self.BOX_ON_REFERENCE)
-        detections = []
-        for x0, y0, x1, y1, score in raw.tolist():
-            box = Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
-            score = float(min(max(score, 0.0), 1.0))
-            if score >= self.min_score and min(box.w, box.h) >= max(self.min_size, 1e-6):
-                detections.append(Detection(box, score))
+        detections = [d for d in (self._accepted(row, width, height) for row in raw.tolist()) if d is not None]
         detections.sort(key=lambda d: d.score, reverse=True)
         return detections
+
+    def _accepted(self, row, width: int, height: int) -> Detection | None:
+        """One x0, y0, x1, y1, score reference row as a Detection clipped to the image, or None
+        when its score or size is below this detector's minimum."""
+        x0, y0, x1, y1, score = row
+        box = Box(x0, y0, x1 - x0, y1 - y0).clipped(width, height)
+        score = float(min(max(score, 0.0), 1.0))
+        if score >= self.min_score and min(box.w, box.h) >= max(self.min_size, 1e-6):
+            return Detection(box, score)
+        return None
 
     @abstractmethod
     def _detect_xyxy(self, rgb: np.ndarray) -> np.ndarray:

@@ -14,6 +14,9 @@ The cascade, as in the paper:
 3. R-Net re-scores 24 px crops of the squared proposals and refines their boxes;
 4. O-Net re-scores 48 px crops and refines again; the O-Net score is the detection score.
 
+Steps 3-4 alone also re-find a face that is already tracked (``redetect``): the tracker's
+predicted box is the one proposal, which costs two small crops instead of a pyramid over the frame.
+
 Conventions of these weight files (they were converted from the original Caffe/MATLAB model,
 which ran on transposed images): input RGB scaled by ``(x - 127.5) / 128``; the regression
 channels are (dx0, dy0, dx1, dy1) in image x/y, as fractions of the box side; R-Net and O-Net
@@ -22,6 +25,7 @@ flatten their last feature map in (width, height, channel) order before the dens
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -31,11 +35,15 @@ from torch import nn
 
 from ..errors import WeightsMissingError
 from ..models.registry import installed_package_file
-from .detectors import FaceDetector, check_device
+from ..images import check_rgb
+from ..types import Box, Detection
+from .detectors import FaceDetector, check_device, from_reference, to_reference
 
 PACKAGE = "facenet_pytorch"
 HOW_TO_GET = "pip install --no-deps facenet-pytorch==2.6.0 (the wheel carries the P/R/O-Net weights)"
 PNET_WINDOW, PNET_STRIDE = 12, 2
+# Re-detection proposals around a predicted box: (growth, dx, dy), shifts in box sides.
+PROPOSALS = ((1.0, 0.0, 0.0), (1.3, 0.0, 0.0), (1.0, -0.25, 0.0), (1.0, 0.25, 0.0), (1.0, 0.0, 0.25))
 
 
 def _conv_prelu(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module]:
@@ -192,6 +200,15 @@ def squared(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
+def _moved(boxes: np.ndarray, growth: float, dx: float, dy: float) -> np.ndarray:
+    """Boxes grown ``growth`` times about their centre and moved by (dx, dy) of their sides."""
+    out = boxes.copy()
+    side = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
+    centre = (boxes[:, :2] + boxes[:, 2:4]) / 2 + side * (dx, dy)
+    out[:, :2], out[:, 2:4] = centre - side * growth / 2, centre + side * growth / 2
+    return out
+
+
 def normalise(rgb: np.ndarray) -> torch.Tensor:
     """(H,W,3) or (N,H,W,3) uint8 RGB -> float (N,3,H,W) in MTCNN's input scale."""
     array = rgb[None] if rgb.ndim == 3 else rgb
@@ -289,13 +306,49 @@ class MTCNNDetector(FaceDetector):
         boxes = np.concatenate(found)
         return squared(boxes[nms(boxes, 0.7)])
 
-    def _refine(self, rgb: np.ndarray, boxes: np.ndarray, net: nn.Module, size: int, threshold: float):
+    def _rescored(self, rgb: np.ndarray, boxes: np.ndarray, net: nn.Module, size: int) -> np.ndarray:
+        """``boxes`` with ``net``'s face probability as score, moved by its regression."""
         offsets, prob = net(normalise(crops(rgb, boxes, size)).to(self.device))
-        prob, offsets = prob.cpu().numpy(), offsets.cpu().numpy()
-        passed = prob >= threshold
-        boxes = boxes[passed].copy()
-        boxes[:, 4] = prob[passed]
-        return regress(boxes, offsets[passed])
+        boxes = boxes.copy()
+        boxes[:, 4] = prob.cpu().numpy()
+        return regress(boxes, offsets.cpu().numpy())
+
+    def _refine(self, rgb: np.ndarray, boxes: np.ndarray, net: nn.Module, size: int, threshold: float):
+        boxes = self._rescored(rgb, boxes, net, size)
+        return boxes[boxes[:, 4] >= threshold]
+
+    @torch.inference_mode()
+    def redetect(self, rgb: np.ndarray, boxes: Sequence[Box]) -> list[Detection | None]:
+        """Each face of ``boxes`` (reference boxes, e.g. a tracker's predictions) found again in
+        ``rgb`` with steps 3-4 of the cascade: R-Net scores a few proposals per box (the box, a
+        bigger one, and the box moved a quarter side left, right and down, for a prediction that
+        missed a turn), O-Net checks the best one. None where no proposal passes both thresholds,
+        or where a better-scored box of another face now covers it (two tracks on one face leave one)."""
+        check_rgb(rgb)
+        if not boxes:
+            return []
+        height, width = rgb.shape[:2]
+        reference = np.array([[b.x, b.y, b.x + b.w, b.y + b.h, 0.0] for b in boxes], dtype=np.float64)
+        predicted = squared(from_reference(reference, self.BOX_ON_REFERENCE))
+        proposals = np.concatenate([_moved(predicted, *move) for move in PROPOSALS])
+        owner = np.tile(np.arange(len(boxes)), len(PROPOSALS))  # the box each proposal is for
+        keep = np.isfinite(proposals).all(axis=1)
+        proposals, owner = proposals[keep], owner[keep]
+        scored = self._rescored(rgb, proposals, self.rnet, 24) if len(proposals) else proposals
+        passed = np.flatnonzero(scored[:, 4] >= self.thresholds[1])
+        best = {}  # box index -> its best-scored proposal
+        for i in passed[np.argsort(-scored[passed, 4], kind="stable")]:
+            best.setdefault(owner[i], i)
+        found: list[Detection | None] = [None] * len(boxes)
+        if not best:
+            return found
+        faces = np.array(list(best))
+        checked = self._rescored(rgb, squared(scored[list(best.values())]), self.onet, 48)
+        faces, checked = faces[checked[:, 4] >= self.min_score], checked[checked[:, 4] >= self.min_score]
+        rows = to_reference(checked, self.BOX_ON_REFERENCE)
+        for j in nms(checked, 0.7, by_min=True):
+            found[faces[j]] = self._accepted(rows[j].tolist(), width, height)
+        return found
 
     @torch.inference_mode()
     def _detect_xyxy(self, rgb: np.ndarray) -> np.ndarray:

@@ -112,17 +112,22 @@ class FaceTracker:
         """The time of the last update, seconds (the frame stamp, or counted frames)."""
         return 0.0 if self._now is None else self._now
 
-    def _clock(self, now: float | None) -> float:
+    def next_time(self, now: float | None) -> float:
+        """The time ``update(..., now)`` will give the next frame, seconds (nothing changes)."""
         if now is None or not math.isfinite(now):
-            now = 0.0 if self._now is None else self._now + self.frame_s
-        elif self._now is not None and now <= self._now:  # repeated or backwards stamps: count the frame anyway
-            now = self._now + self.frame_s
-        self._now = now
+            return 0.0 if self._now is None else self._now + self.frame_s
+        if self._now is not None and now <= self._now:  # repeated or backwards stamps: count the frame anyway
+            return self._now + self.frame_s
         return now
+
+    def predictions(self, now: float) -> list[tuple[str, Box]]:
+        """(id, box) of where each face found in the last update should be at ``now`` (seconds),
+        oldest track first. Faces missed since are left out: only a whole-frame search looks for them."""
+        return [(t.track_id, t.predicted(now)) for t in sorted(self._tracks, key=lambda t: t.number) if t.missed == 0]
 
     def update(self, detections: list[Detection], now: float | None = None) -> TrackerUpdate:
         """Match this frame's detections (``now``: its stamp in seconds) to the tracks."""
-        now = self._clock(now)
+        now = self._now = self.next_time(now)
         predictions = [t.predicted(now) for t in self._tracks]
         free_tracks = set(range(len(self._tracks)))
         free_dets = set(range(len(detections)))

@@ -24,7 +24,7 @@ _MARKERS = re.compile(r"<\|[^<>|\s]{0,40}\|>|\[/?INST\]|<</?SYS>>|</?s>", re.IGN
 
 def neutralise_markers(text: str) -> str:
     """Turn chat-template control markers into harmless text: ``<|im_start|>`` -> ``(im_start)``."""
-    return _MARKERS.sub(lambda m: "(" + m.group(0).strip("<>|[]/").strip("<>|") + ")", text)
+    return _MARKERS.sub(lambda m: "(" + m.group(0).strip("<>|[]/") + ")", text)
 
 
 class ConversationMemory:

@@ -30,6 +30,10 @@ PARAMETERS: tuple[Param, ...] = (
     Param("min_track_hits", 0, "Publish a face only once it was detected in this many frames; 2-3 "
           "hides one-frame detector false positives at the cost of that many frames' delay; 0 = the "
           "engine default", low=0, high=30, at_configure=True),
+    Param("detect_interval_s", -1.0, "Search the whole frame for faces at most this often (camera "
+          "seconds; at once when a tracked face is lost); in between, tracked faces are followed "
+          "by MTCNN's re-detection, far cheaper on CPU. 0 = search every frame; negative = the "
+          "profile's (lite-fer2013: 0.5)", low=-1.0, high=60.0, at_configure=True),
     Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
           low=1, high=64, at_configure=True),
     Param("threads", 0, "CPU threads for torch and OpenCV in this process; 0 = the profile's default "
@@ -103,6 +107,8 @@ def engine_options(values: dict[str, Value]) -> dict:
         opts[key] = values[key]
     if values["face_margin"] >= 0:
         opts["face_margin"] = values["face_margin"]
+    if values["detect_interval_s"] >= 0:
+        opts["detect_interval_s"] = values["detect_interval_s"]
     if values["min_track_hits"]:
         opts["min_hits"] = values["min_track_hits"]
     return opts
