@@ -79,10 +79,11 @@ setup(
             "emotion-train = emotion_perception.training.cli:train_main",
             "emotion-evaluate = emotion_perception.training.cli:evaluate_main",
             "emotion-fetch = emotion_perception.models.fetch:main",
-            # ROS 2 nodes (`ros2 run emotion_perception <name>`).
-            "perception_node = emotion_perception.ros.perception_node:main",
-            "llm_bridge = emotion_perception.ros.llm_bridge_node:main",
-            "eval_node = emotion_perception.ros.eval_node:main",
+            # ROS 2 nodes (`ros2 run emotion_perception <name>`); ros/executables.py says why they
+            # do not point at the node modules' main directly.
+            "perception_node = emotion_perception.ros.executables:perception_node",
+            "llm_bridge = emotion_perception.ros.executables:llm_bridge",
+            "eval_node = emotion_perception.ros.executables:eval_node",
         ],
     },
 )
