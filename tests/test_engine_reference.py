@@ -272,3 +272,11 @@ def test_a_detector_that_can_re_detect_is_its_own_re_detector():
         both.frame = i
         engine.process(frame)
     assert both.calls == 2 and len(both.asked) == 4  # searched frames 0 and 5, followed 1-4
+
+
+def test_searches_of_several_cameras_in_one_call_add_up():
+    engine = PerceptionEngine(ConvModel(), always(FACE), EngineConfig(detect_interval_s=0.25, **CPU),
+                              MovingFaceRedetector())
+    pair = frames(2)
+    engine.process_batch([_at(pair[0], 0, "a"), _at(pair[1], 0, "b")])  # each camera's first frame: a search
+    assert engine.stats()["searches"] == 2
