@@ -58,8 +58,9 @@ mapfile -t tests < <(printf '%s\n' "${tests[@]}" | sort -u)
 } >"$STAGE/setup.cfg"
 
 cd "$STAGE"
+jobs=${MUTATION_JOBS:-$(nproc)}  # before OMP_NUM_THREADS=1, which GNU nproc would report instead
 export EMOTION_SHARED_DATA=${EMOTION_SHARED_DATA:-$REPO/../shared/data}
 export OMP_NUM_THREADS=1
-"$VENV/bin/mutmut" run --max-children "${MUTATION_JOBS:-$(nproc)}" >mutmut.log 2>&1 || { tail -20 mutmut.log; exit 1; }
+"$VENV/bin/mutmut" run --max-children "$jobs" >mutmut.log 2>&1 || { tail -20 mutmut.log; exit 1; }
 "$VENV/bin/mutmut" results --all true >results.txt 2>&1
 "$PY" "$REPO/scripts/mutation_score.py" results.txt "$REPO/tests/mutation_equivalent.txt" | tee score.json

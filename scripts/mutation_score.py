@@ -4,7 +4,10 @@ Usage: python scripts/mutation_score.py RESULTS_TXT EQUIVALENT_TXT
 
 A mutant that a test killed or that made the tests time out counts as caught; one that survived
 or that no test reached counts as missed. Mutants named in EQUIVALENT_TXT (one per line,
-`name  # why it cannot change behaviour`) are reported apart and left out of the score.
+`name  # why it cannot change behaviour`) are reported apart and left out of the score, unless a
+test caught them: mutmut numbers the mutants of a function in order, so editing the function can
+move a listed name onto another mutant; such stale entries count as caught and are listed under
+`equivalent_but_caught`, to be re-checked.
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def module_of(mutant: str) -> str:
 def score(results: str, equivalent: dict[str, str]) -> dict:
     per_module: dict[str, Counter] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
-    seen = set()
+    seen, stale = set(), []
     for line in results.splitlines():
         match = LINE.match(line)
         if not match:
@@ -51,10 +54,12 @@ def score(results: str, equivalent: dict[str, str]) -> dict:
         module = module_of(name)
         if status in PENDING:
             per_module[module]["pending"] += 1
-        elif name in equivalent:
-            per_module[module]["equivalent"] += 1
         elif status in CAUGHT:
             per_module[module]["caught"] += 1
+            if name in equivalent:
+                stale.append(name)
+        elif name in equivalent:
+            per_module[module]["equivalent"] += 1
         else:
             per_module[module]["missed"] += 1
             survivors[module].append(f"{name}: {status}")
@@ -73,6 +78,7 @@ def score(results: str, equivalent: dict[str, str]) -> dict:
         "equivalent": total["equivalent"],
         "pending": total["pending"],
         "equivalent_not_found": sorted(set(equivalent) - seen),
+        "equivalent_but_caught": sorted(stale),
         "modules": {
             m: {**dict(c), "score": ratio(c), "survivors": survivors[m]} for m, c in sorted(per_module.items())
         },

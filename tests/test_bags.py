@@ -132,13 +132,19 @@ def test_bag_without_metadata_names_the_fix(tmp_path):
         assert len(list(reader.frames())) == 2
 
 
-def test_missing_topic_lists_image_topics(tmp_path):
-    bag = tmp_path / "bag"
+def _two_cameras(bag, chatter=False):
+    """A bag with an Image and a CompressedImage topic (and a String topic if ``chatter``)."""
     with BagWriter(bag) as writer:
         for topic, enc in (("/front/image_raw", "rgb8"), ("/back/image_raw/compressed", "jpeg")):
             msgtype, msg = image_message(writer.store, _frames(1)[0].image, T0, "cam", enc)
             writer.write(topic, msgtype, T0, msg)
-        writer.write("/chatter", "std_msgs/msg/String", T0, writer.store.types["std_msgs/msg/String"](data="hi"))
+        if chatter:
+            writer.write("/chatter", STRING, T0, writer.store.types[STRING](data="hi"))
+
+
+def test_missing_topic_lists_image_topics(tmp_path):
+    bag = tmp_path / "bag"
+    _two_cameras(bag, chatter=True)
     with BagReader(bag) as reader:
         with pytest.raises(BagError) as err:
             reader.image_topic("/camera/image_raw")
@@ -259,10 +265,7 @@ def test_image_topic_errors_list_the_bag(tmp_path):
 
 def test_frames_of_a_named_topic_among_several(tmp_path):
     bag = tmp_path / "bag"
-    with BagWriter(bag) as writer:
-        for topic, enc in (("/front/image_raw", "rgb8"), ("/back/image_raw/compressed", "jpeg")):
-            msgtype, msg = image_message(writer.store, _frames(1)[0].image, T0, "cam", enc)
-            writer.write(topic, msgtype, T0, msg)
+    _two_cameras(bag)
     with BagReader(bag) as reader:
         assert "/back/image_raw/compressed (CompressedImage), /front/image_raw (Image)" in str(
             pytest.raises(BagError, reader.image_topic, "/x").value)

@@ -13,8 +13,8 @@ from emotion_perception.engine import EngineConfig, PerceptionEngine
 from emotion_perception.engine.core import _resize_into
 from emotion_perception.engine.threads import thread_counts
 from emotion_perception.faces import crop_face
-from emotion_perception.types import Box, Frame
-from test_engine import CPU, FACE, ConvModel, ScriptedDetector, always, frames
+from emotion_perception.types import Box, Detection, Frame
+from test_engine import CPU, FACE, ConvModel, MovingFaceRedetector, ScriptedDetector, always, frames, frames_at
 
 
 @pytest.mark.parametrize("name", ["track_patience_s", "track_memory_s", "face_margin", "detect_max_side",
@@ -231,3 +231,44 @@ def test_smoothing_settings_are_checked_with_the_config():
         EngineConfig(smoothing_time_s=0.0)
     with pytest.raises(ValueError, match=r"smoothing time_s must be > 0 and margin >= 0, got 1.0, -0.1"):
         EngineConfig(smoothing_margin=-0.1)
+
+
+class _SeeingRedetector(MovingFaceRedetector):
+    """Also records the image it is given (the re-detector must look at the frame)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.images = []
+
+    def redetect(self, rgb, boxes):
+        self.images.append(rgb)
+        return super().redetect(rgb, boxes)
+
+
+def test_searches_are_counted_and_re_detection_looks_at_the_frame():
+    redetector = _SeeingRedetector(lose_on={7})
+    engine = PerceptionEngine(ConvModel(), always(FACE), EngineConfig(detect_interval_s=0.25, **CPU), redetector)
+    images = frames_at(20, 16)
+    for i, frame in enumerate(images):
+        redetector.frame = i
+        engine.process(frame)
+    assert engine.stats()["searches"] == 4  # frames 0, 5, 8 (the face lost on 7) and 13
+    assert redetector.images and all(img.shape == images[0].image.shape for img in redetector.images)
+    engine.reset_stats()
+    assert engine.stats()["searches"] == 0
+
+
+def test_a_detector_that_can_re_detect_is_its_own_re_detector():
+    class Both(MovingFaceRedetector):
+        calls = 0
+
+        def detect(self, rgb):
+            self.calls += 1
+            return [Detection(FACE, 0.9)]
+
+    both = Both()
+    engine = PerceptionEngine(ConvModel(), both, EngineConfig(detect_interval_s=0.25, **CPU))
+    for i, frame in enumerate(frames_at(20, 6)):
+        both.frame = i
+        engine.process(frame)
+    assert both.calls == 2 and len(both.asked) == 4  # searched frames 0 and 5, followed 1-4

@@ -277,3 +277,127 @@ def test_crop_rejects_bad_input():
         crop_face(image, Box(0, 0, 10, 10), margin=-1)
     with pytest.raises(ImageError):
         crop_face(np.zeros((50, 50), np.uint8), Box(0, 0, 10, 10))
+
+
+# --- hand-worked geometry: the centre-distance gate, the size test and the velocity estimate ---
+
+def _box_det(x: float, y: float, w: float, h: float | None = None) -> Detection:
+    return Detection(Box(x, y, w, w if h is None else h), 0.9)
+
+
+@pytest.mark.parametrize("patience, lost_s, distance, same", [
+    # gate = max_jump * (1 + min(lost / patience, 1)) * side, lost = missed time beyond one frame
+    (1.0, 0.5, 29.0, True), (1.0, 0.5, 31.0, False),  # 20 px * 1.5 = 30 px
+    (2.0, 0.5, 24.0, True), (2.0, 0.5, 26.0, False),  # 20 px * 1.25 = 25 px
+    (0.5, 0.25, 29.0, True), (0.5, 0.25, 31.0, False),  # 20 px * 1.5 = 30 px
+    (1.0, 0.0, 19.0, True), (1.0, 0.0, 21.0, False),  # the next frame: 20 px
+])
+def test_centre_distance_gate_widens_while_the_face_is_lost(patience, lost_s, distance, same):
+    tracker = FaceTracker(patience_s=patience, memory_s=0.0, nominal_fps=30.0)
+    t0 = 10.0  # not 0: a sum instead of a difference of times shows
+    first = ids(tracker.update([_box_det(100, 100, 20)], t0))
+    tracker.update([], t0 + 1 / 30)  # missed
+    now = t0 + 1 / 30 + lost_s
+    later = tracker.update([_box_det(100, 100 + distance, 20)], now)  # straight down: no overlap, no x offset
+    assert (ids(later) == first) is same
+
+
+def test_a_long_pause_widens_the_gate_to_twice_at_most():
+    tracker = FaceTracker(patience_s=1.0, memory_s=0.0)
+    first = ids(tracker.update([_box_det(100, 100, 20)], 10.0))
+    tracker.update([], 10.5)
+    assert ids(tracker.update([_box_det(100, 150, 20)], 60.0)) != first  # 50 px > 2 * 20 px
+
+
+@pytest.mark.parametrize("w, h, same", [(40, 20, True), (20, 10, True), (41, 20, False), (50, 20, False),
+                                         (19.6, 10, False)])
+def test_a_face_is_given_back_its_id_only_at_half_to_twice_its_area(w, h, same):
+    tracker = FaceTracker(patience_s=0.1, memory_s=3.0)
+    first = ids(tracker.update([_box_det(100, 100, 20)], 0.0))  # 400 px², centre (110, 110)
+    tracker.update([], 0.2)  # expired, remembered
+    back = ids(tracker.update([_box_det(110 - w / 2, 110 - h / 2, w, h)], 0.3))  # same centre, w * h px²
+    assert (back == first) is same
+
+
+def _mover():
+    # 40 px faces; IoU >= 0.35 matches; otherwise the centre gate is 0.25 * 40 px * widen (about 14 px here)
+    return FaceTracker(iou_threshold=0.35, patience_s=1.0, max_jump=0.25, memory_s=0.0)
+
+
+def test_velocity_is_averaged_over_the_last_two_moves_and_extrapolated():
+    """x moves +10 px then +20 px per 0.1 s (100 then 200 px/s), y moves 0 then +10 px (0 then
+    100 px/s): averaged to 150 and 50 px/s, so 0.4 s later the face is expected 60 px right and
+    20 px down. 20 px off that would be a new face."""
+    tracker, t0 = _mover(), 10.0
+    first = ids(tracker.update([_box_det(0, 0, 40)], t0))
+    assert ids(tracker.update([_box_det(10, 0, 40)], t0 + 0.1)) == first
+    assert ids(tracker.update([_box_det(30, 10, 40)], t0 + 0.2)) == first
+    assert ids(tracker.update([_box_det(90, 30, 40)], t0 + 0.6)) == first
+
+
+def test_a_first_move_gives_the_velocity_as_it_is():
+    tracker, t0 = _mover(), 10.0
+    first = ids(tracker.update([_box_det(0, 0, 40)], t0))
+    assert ids(tracker.update([_box_det(10, 5, 40)], t0 + 0.1)) == first  # 100, 50 px/s
+    assert ids(tracker.update([_box_det(50, 25, 40)], t0 + 0.5)) == first  # 0.4 s later: +40, +20
+
+
+def test_settings_at_their_edges_and_the_messages():
+    default = FaceTracker()
+    assert (default.patience_s, default.memory_s) == (1.0, 3.0)
+    FaceTracker(iou_threshold=1.0, patience_s=0.0, max_jump=0.0, nominal_fps=0.5)  # all allowed
+    with pytest.raises(ValueError, match=r"^iou_threshold must be in \(0, 1\], got 1.5$"):
+        FaceTracker(iou_threshold=1.5)
+    with pytest.raises(ValueError, match=r"^patience_s, memory_s and max_jump must be >= 0 and nominal_fps > 0, "
+                                         r"got 1.0, 3.0, 1.0, 0$"):
+        FaceTracker(nominal_fps=0)
+
+
+def test_one_detection_between_two_tracks_goes_to_one_of_them():
+    tracker = FaceTracker(patience_s=1.0)
+    tracker.update([_box_det(0, 0, 20), _box_det(14, 0, 20)], 0.0)
+    update = tracker.update([_box_det(7, 0, 20)], 0.1)  # overlaps both
+    assert len(update.visible) == 1
+
+
+def test_match_edges_are_inclusive():
+    # IoU exactly the threshold: 20 px boxes 10 px apart share 200 of 600 px²; no distance fallback
+    tracker = FaceTracker(iou_threshold=200 / 600, max_jump=0.0)
+    first = ids(tracker.update([_box_det(0, 0, 20)], 0.0))
+    assert ids(tracker.update([_box_det(10, 0, 20)], 0.25)) == first
+    # centre distance exactly the gate: 20 px * (1 + 0.5 s / 1 s) = 30 px (binary-exact times)
+    tracker = FaceTracker(patience_s=1.0, nominal_fps=4.0)
+    first = ids(tracker.update([_box_det(100, 100, 20)], 10.0))
+    tracker.update([], 10.25)
+    assert ids(tracker.update([_box_det(100, 130, 20)], 10.75)) == first
+
+
+def test_memory_edges_are_inclusive():
+    # gone for exactly patience + memory: still remembered; back exactly 1.5 sides away: given its id
+    tracker = FaceTracker(patience_s=0.25, memory_s=0.5)
+    first = ids(tracker.update([_box_det(100, 100, 20)], 10.0))
+    assert tracker.update([], 10.5).expired == first
+    back = tracker.update([det(100, 130, 20, score=0.7)], 10.75)
+    assert ids(back) == first and back.visible[0].score == 0.7
+
+
+@pytest.mark.parametrize("w, h, dx, dy", [(40, 10, 56, 0), (10, 40, 0, 56)])
+def test_revival_distance_counts_in_the_longer_side(w, h, dx, dy):
+    tracker = FaceTracker(patience_s=0.1, memory_s=3.0)
+    first = ids(tracker.update([Detection(Box(100, 100, w, h), 0.9)], 0.0))
+    tracker.update([], 0.2)
+    assert ids(tracker.update([Detection(Box(100 + dx, 100 + dy, w, h), 0.9)], 0.3)) == first  # 1.4 sides
+
+
+def test_far_faces_and_taken_faces_are_not_revived():
+    tracker = FaceTracker(patience_s=0.1, memory_s=3.0)
+    a, b = ids(tracker.update([_box_det(100, 100, 20), _box_det(140, 100, 20)], 0.0))
+    tracker.update([], 0.2)
+    # a new face at a's place and one 10 px right of it: a goes to the first; a cannot be given twice,
+    # b (30 px = 1.5 sides from the second) goes to the second
+    back = tracker.update([_box_det(100, 100, 20), _box_det(110, 100, 20)], 0.3)
+    assert sorted(ids(back)) == sorted([a, b])
+    tracker = FaceTracker(patience_s=0.1, memory_s=3.0)
+    (c,) = ids(tracker.update([_box_det(100, 100, 20)], 0.0))
+    tracker.update([], 0.2)
+    assert ids(tracker.update([_box_det(100, 160, 20)], 0.3)) != [c]  # 3 sides away: someone else

@@ -8,12 +8,13 @@ import re
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from emotion_perception.images import (SUPPORTED_ENCODINGS, ImageError, RawImage, compressed_size, decode_compressed, encode_compressed,
-                                       from_rgb, to_rgb)
+from emotion_perception.images import (SUPPORTED_ENCODINGS, ImageError, RawImage, check_rgb, compressed_size,
+                                       decode_compressed, encode_compressed, from_rgb, to_rgb)
 
 PAD = 0xEE  # padding bytes at row ends: must never reach a pixel
 
@@ -159,16 +160,22 @@ def test_encoders_write_the_documented_bytes(encoding, expected):
 # --- compressed: a PNG built byte by byte, and Pillow as the independent codec ----------------------
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunk(kind: bytes, body: bytes = b"", length: int | None = None) -> bytes:
+    """A PNG chunk: length (u32 BE; ``length`` to make it lie), type, body, CRC-32 of type + body."""
+    size = len(body) if length is None else length
+    return struct.pack(">I", size) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def png_bytes(pixels):
     """A minimal 8-bit RGB PNG from rows of (r, g, b), built from the PNG spec with zlib only."""
-
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     height, width = len(pixels), len(pixels[0])
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     scanlines = b"".join(b"\x00" + bytes(c for px in row for c in px) for row in pixels)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b"")
+    return (PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(scanlines))
+            + png_chunk(b"IEND"))
 
 
 def test_hand_built_png_decodes_to_rgb():
@@ -214,34 +221,27 @@ def test_bad_compressed_input_is_one_clear_error():
 
 # --- compressed headers, byte by byte (PNG spec: 8-byte signature, then chunks of length u32 BE,
 # type, data, CRC; JPEG: FFD8, then FF-marker segments whose u16 BE length counts itself; SOFn holds
-# precision, height, width). CRCs are not checked by the size reader, so they are zeros here.
+# precision, height, width).
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _chunk(kind: bytes, data: bytes = b"", length: int | None = None) -> bytes:
-    return struct.pack(">I", len(data) if length is None else length) + kind + data + b"\0\0\0\0"
-
-
-IHDR = _chunk(b"IHDR", struct.pack(">IIBBBBB", 300, 200, 8, 2, 0, 0, 0))
+IHDR = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 300, 200, 8, 2, 0, 0, 0))
 
 
 @pytest.mark.parametrize("data, expected", [
-    (PNG_SIGNATURE + IHDR + _chunk(b"IEND"), ("png", 300, 200)),
-    (PNG_SIGNATURE + IHDR + _chunk(b"tEXt", b"a=b") + _chunk(b"IEND"), ("png", 300, 200)),  # walked past
+    (PNG_SIGNATURE + IHDR + png_chunk(b"IEND"), ("png", 300, 200)),
+    (PNG_SIGNATURE + IHDR + png_chunk(b"tEXt", b"a=b") + png_chunk(b"IEND"), ("png", 300, 200)),  # walked past
 ])
 def test_png_size_from_ihdr(data, expected):
     assert compressed_size(data) == expected
 
 
 @pytest.mark.parametrize("data, reason", [
-    (PNG_SIGNATURE + _chunk(b"tEXt", b"a=b"), "no IHDR chunk at the start"),
+    (PNG_SIGNATURE + png_chunk(b"tEXt", b"a=b"), "no IHDR chunk at the start"),
     (PNG_SIGNATURE + IHDR[:15], "no IHDR chunk at the start"),  # 23 bytes: the height is cut
     (PNG_SIGNATURE + IHDR, "truncated before the IEND chunk"),
-    (PNG_SIGNATURE + IHDR + _chunk(b"IEND")[:11], "truncated before the IEND chunk"),
-    (PNG_SIGNATURE + IHDR + _chunk(b"tEXt", b"a=b", length=1000) + _chunk(b"IEND"),
+    (PNG_SIGNATURE + IHDR + png_chunk(b"IEND")[:11], "truncated before the IEND chunk"),
+    (PNG_SIGNATURE + IHDR + png_chunk(b"tEXt", b"a=b", length=1000) + png_chunk(b"IEND"),
      "chunk b'tEXt' at byte 33 claims 1000 bytes, 15 left"),
-    (PNG_SIGNATURE + IHDR + _chunk(b"tEXt", b"a=b", length=4), "chunk b'tEXt' at byte 33 claims 4 bytes, 3 left"),
+    (PNG_SIGNATURE + IHDR + png_chunk(b"tEXt", b"a=b", length=4), "chunk b'tEXt' at byte 33 claims 4 bytes, 3 left"),
 ])
 def test_png_header_damage_is_named(data, reason):
     with pytest.raises(ImageError, match=re.escape(f"could not decode {len(data)} bytes as png ({reason})") + "$"):
@@ -292,7 +292,8 @@ def test_raw_image_errors_give_the_numbers_and_the_choices():
     assert supported.startswith("rgb8, bgr8, ") and supported.endswith(", yuv422_yuy2")
     for convert in (lambda: to_rgb(RawImage(1, 1, "abc", 3, b"xyz")),
                     lambda: from_rgb(np.zeros((1, 1, 3), np.uint8), "abc")):
-        with pytest.raises(ImageError, match=re.escape(f"unsupported image encoding 'abc'; supported: {supported}") + "$"):
+        message = f"unsupported image encoding 'abc'; supported: {supported}"
+        with pytest.raises(ImageError, match=re.escape(message) + "$"):
             convert()
     with pytest.raises(ImageError, match=r"^empty image: 0x2 \(rgb8\)$"):
         to_rgb(RawImage(2, 0, "rgb8", 0, b""))
@@ -301,3 +302,52 @@ def test_raw_image_errors_give_the_numbers_and_the_choices():
     with pytest.raises(ImageError, match=r"^yuv422 needs an even width, got 3$"):
         from_rgb(np.zeros((2, 3, 3), np.uint8), "yuv422")
     assert from_rgb(np.zeros((1, 2, 3), np.uint8)).encoding == "rgb8"  # the default
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return PNG_SIGNATURE + ihdr + png_chunk(b"IEND")
+
+
+def test_header_pixel_limit_is_inclusive_and_zero_is_refused():
+    limit = 8192 * 8192
+    for width, height in ((0, 200), (8192, 8193)):
+        data = _png_claiming(width, height)
+        message = rf"^png header claims {width}x{height} pixels; the limit is {limit} pixels$"
+        with pytest.raises(ImageError, match=message):
+            decode_compressed("png", data)
+    data = _png_claiming(8192, 8192)  # at the limit: handed to OpenCV, which finds no pixel data
+    with pytest.raises(ImageError, match=rf"^could not decode {len(data)} bytes as png \(corrupt or truncated\)$"):
+        decode_compressed("png", data)
+
+
+def test_jpg_format_name_and_encoder_defaults(capfd):
+    rgb = np.random.default_rng(3).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    fmt, data = encode_compressed(rgb)  # jpeg at quality 90 by default
+    ok, reference = cv2.imencode(".jpg", rgb[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert fmt == "rgb8; jpeg compressed bgr8" and data == reference.tobytes()
+    assert decode_compressed("jpg", data).shape == (16, 24, 3)  # "jpg" is a jpeg format name too
+    capfd.readouterr()
+    encode_compressed(rgb, "png")
+    assert capfd.readouterr().err == ""  # no JPEG-only option handed to the PNG encoder
+    with pytest.raises(ImageError, match=r"^OpenCV could not encode a \(1, 65536, 3\) image as jpeg$"):
+        encode_compressed(np.zeros((1, 65536, 3), np.uint8))  # JPEG's limit is 65500 pixels a side
+
+
+def test_header_fields_are_read_whole_and_the_ihdr_edge_is_exact():
+    huge = PNG_SIGNATURE + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 2**24 + 1, 2**24 + 2, 8, 2, 0, 0, 0))
+    assert compressed_size(huge + png_chunk(b"IEND")) == ("png", 2**24 + 1, 2**24 + 2)  # all four bytes count
+    cut = huge[:24]  # signature, IHDR length and type, width, height: the size is there, the chunk is not
+    with pytest.raises(ImageError, match=r"\(chunk b'IHDR' at byte 8 claims 13 bytes, 4 left\)$"):
+        compressed_size(cut)
+    app1 = _segment(0xE1, bytes(300))  # a segment longer than 255 bytes: both length bytes count
+    assert compressed_size(b"\xff\xd8" + app1 + _sof()) == ("jpeg", 640, 480)
+    stray_soi = b"\xff\xd8\xff\xd8\x00\x02"  # 0xD8 is not one of the length-less RSTn markers (0xD0-0xD7)
+    assert compressed_size(stray_soi + _sof()) == ("jpeg", 640, 480)
+
+
+def test_check_rgb_messages():
+    with pytest.raises(ImageError, match=r"^expected a numpy array, got list$"):
+        check_rgb([[1, 2, 3]])
+    with pytest.raises(ImageError, match=r"^empty image of shape \(2, 0, 3\)$"):
+        check_rgb(np.zeros((2, 0, 3), np.uint8))

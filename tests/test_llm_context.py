@@ -203,9 +203,15 @@ def test_templates_may_use_every_field_the_partial_ones_render_empty():
 
 
 def test_first_addressee_is_the_largest_face_whatever_its_id_and_unstamped_means_time_zero():
-    tracker = EmotionContextTracker(ContextConfig(addressee_ratio=1.2))
+    tracker = EmotionContextTracker(ContextConfig(addressee_ratio=1.2, max_age_s=1.0))
     tracker.update([est("", "sad", 0.9, 0.0, size=100), est("b", "happy", 0.9, 0.0, size=105)])
     assert tracker.context(0).face_id == "b"
+    assert tracker.context(5 * S).state == "nobody"  # everyone gone: no addressee to keep
+    tracker.update([est("", "sad", 0.9, 6.0, size=100), est("b", "happy", 0.9, 6.0, size=105)])
+    assert tracker.context(6 * S).face_id == "b"
+    tracker.clear()
+    tracker.update([est("", "sad", 0.9, 7.0, size=100), est("b", "happy", 0.9, 7.0, size=105)])
+    assert tracker.context(7 * S).face_id == "b"
     tracker = EmotionContextTracker(ContextConfig(max_age_s=2.0))
     tracker.update([EmotionEstimate("1", Box(0, 0, 9, 9), probs("happy", 0.9), 1, "m")])  # stamp 0, no now_ns
     assert tracker.context(2 * S).state == "emotion" and tracker.context(2 * S + 1).state == "nobody"

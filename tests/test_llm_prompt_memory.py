@@ -99,3 +99,8 @@ def test_marker_text_keeps_its_own_letters_and_one_turn_memory_keeps_the_last():
     assert memory.history("u") == [("q2", "a2")]
     with pytest.raises(ValueError, match="^empty user text$"):
         PromptBuilder().clean_user_text("   ")
+
+
+def test_a_format_spec_on_the_context_field_is_a_valid_template():
+    builder = PromptBuilder("Context:{emotion_context:>12}")
+    assert builder.system_message("calm")["content"] == "Context:        calm"

@@ -9,6 +9,7 @@ system role. Servers still render the messages into one string with the model's 
 from __future__ import annotations
 
 import re
+import string
 import threading
 from collections import OrderedDict, deque
 
@@ -67,7 +68,8 @@ class PromptBuilder:
             system_prompt.format(emotion_context="")
         except (KeyError, IndexError, ValueError) as e:
             raise ValueError(f"system prompt template is invalid ({e!r}); its only field is {{emotion_context}}") from None
-        if "{emotion_context}" not in system_prompt:
+        # the context goes at the end unless a field names it ("{emotion_context:>12}" names it too)
+        if "emotion_context" not in {field for _, field, _, _ in string.Formatter().parse(system_prompt)}:
             system_prompt = system_prompt.rstrip() + "\n{emotion_context}"
         self.system_prompt = system_prompt
         self.max_user_chars = max_user_chars
