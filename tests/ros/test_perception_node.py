@@ -2,15 +2,11 @@
 CPU profile (lite-fer2013 + OpenCV detector), a real face image on the camera topic.
 
 Skips without rclpy and the built emotion_msgs (colcon build, then `. install/setup.bash`);
-the launch tests also need the `ros2` CLI and the installed emotion_perception package.
+head.launch.py through `ros2 launch` is tested in test_head_launch.py.
 """
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import subprocess
 import time
 import uuid
 
@@ -207,55 +203,3 @@ def test_configure_fails_cleanly_on_an_unknown_profile(lite_profile):
         assert wait_for(lambda: any("configure failed" in m for m in g.logs), 10, "the reason in the log")
     finally:
         g.close()
-
-
-# --- the launch file, through the ros2 CLI -----------------------------------------------------
-
-def _launch_available():
-    if shutil.which("ros2") is None:
-        pytest.skip("needs the ros2 CLI and launch (a full ROS 2 install; not on PyPI, so not in the pip Jazzy stack)")
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-    try:
-        get_package_share_directory("emotion_perception")
-    except PackageNotFoundError:
-        pytest.skip("emotion_perception is not installed (colcon build; . install/setup.bash)")
-
-
-def test_show_args_lists_the_arguments():
-    _launch_available()
-    out = subprocess.run(["ros2", "launch", "emotion_perception", "head.launch.py", "--show-args"],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    for name in ("namespace", "camera_topic", "image_transport", "profile", "device", "debug_image",
-                 "llm", "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level"):
-        assert f"'{name}':" in out.stdout, name
-    assert "Camera image topic" in out.stdout and "Also start the LLM bridge" in out.stdout
-
-
-@pytest.mark.slow
-def test_launch_brings_the_node_to_active(lite_profile, tmp_path):
-    _launch_available()
-    ns = f"ep_launch_{uuid.uuid4().hex[:8]}"
-    log = (tmp_path / "launch.log").open("w+")  # a file, not a pipe nobody reads (it would fill and block)
-    launch = subprocess.Popen(
-        ["ros2", "launch", "emotion_perception", "head.launch.py", f"namespace:={ns}",
-         f"profile:={PROFILE}", "device:=cpu"],
-        stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        def state():
-            out = subprocess.run(["ros2", "lifecycle", "get", f"/{ns}/perception_node"],
-                                 capture_output=True, text=True, timeout=30)
-            return out.returncode == 0 and out.stdout.startswith("active")
-        try:
-            wait_for(state, 120, "the launched node to become active")
-        except AssertionError as err:  # show what the node said (a traceback, a missing module)
-            log.seek(0)
-            raise AssertionError(f"{err}; ros2 launch output:\n{log.read()[-4000:]}") from None
-    finally:
-        log.close()
-        os.killpg(launch.pid, signal.SIGINT)
-        try:
-            launch.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(launch.pid, signal.SIGKILL)

@@ -23,9 +23,12 @@ def run(make_node: Callable, args=None, make_executor: Callable | None = None,
     the request; run acts on it after ``rclpy.init``, after ``make_node()`` and between executor
     waits. rclpy's own signal handlers stay out (``SignalHandlerOptions.NO``): they shut the
     context down from another thread, under a node still being made (the executor then fails half
-    built and rclpy prints a traceback) or just after waking the executor, which can look before
-    the shutdown lands and wait on forever. A second signal (the terminal signals the node's
-    process group and ``ros2 launch`` forwards its own) changes nothing.
+    built and rclpy prints a traceback) or just after waking the executor, which can then look
+    before the shutdown lands and wait again with nothing left to wake it. A second signal (the terminal signals the node's
+    process group and ``ros2 launch`` forwards its own) changes nothing, also once run has returned:
+    SIGINT is ignored from then on, because Python resets the handlers it set to the default
+    (end the process) early in its shutdown, while tearing down torch and the ROS libraries can
+    still take seconds, and launch reported the node as died (exit code -2).
     ``make_executor(node)`` picks the executor (default single-threaded).
     """
     _stop_requested.clear()
@@ -59,6 +62,8 @@ def run(make_node: Callable, args=None, make_executor: Callable | None = None,
                 node.destroy_node()
         finally:
             rclpy.try_shutdown()
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 _stop_requested = threading.Event()
