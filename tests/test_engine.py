@@ -299,6 +299,16 @@ def test_followed_faces_keep_the_detectors_box():
     assert redetector.asked[1][0].w == pytest.approx(FACE.w + 10)
 
 
+def test_a_face_the_re_detector_cannot_see_is_searched_for_every_frame_not_lost_every_other():
+    """A face the detector finds and the re-detector never does (a head turned further than
+    MTCNN's O-Net accepts): following it would drop it from every other frame's output, so each
+    frame is searched, and the face is in every frame's output."""
+    redetector = MovingFaceRedetector(lose_on=set(range(8)))
+    searched, xs = run_followed(always(FACE), redetector, n=8)
+    assert searched == list(range(8))
+    assert xs == [[20]] * 8
+
+
 def test_every_frame_is_searched_without_a_re_detector_or_an_interval():
     for redetector, interval in ((None, 0.25), (MovingFaceRedetector(), 0.0)):
         detector = always(FACE)

@@ -123,7 +123,8 @@ class PerceptionEngine:
     unless the detector is its own re-detector). With ``config.detect_interval_s``
     > 0 and a re-detector, the whole frame is searched only every that many seconds of camera
     time, on a camera's first frame, and on the frame after a tracked face was not re-found: new
-    faces appear within that interval, and a face that was just lost is looked for everywhere. Thread-safe: one call at a
+    faces appear within that interval, and a face that was just lost is looked for everywhere;
+    while the re-detector cannot find a face the detector found, every frame is searched. Thread-safe: one call at a
     time (``LatestFrameWorker`` runs it on its own thread while others read ``stats()``).
 
     Face ids are unique across cameras: with one camera they read ``face_<n>``; once the engine
@@ -257,7 +258,7 @@ class PerceptionEngine:
             found = self._detect(frame.image) if searched else self._follow(frame.image, state, now)
             update = state.tracker.update(found, now)
             if searched and state.follower is not None and self.redetector is not self.detector:
-                state.follower.learn(frame.image, [(t.track_id, t.box) for t in update.visible])
+                state.search_now = not state.follower.learn(frame.image, [(t.track_id, t.box) for t in update.visible])
             for track_id in update.expired:
                 self.buffers.release((frame.source, track_id))
                 self._smoother.release((frame.source, track_id))

@@ -45,14 +45,17 @@ class FaceFollower:
         self.redetector = redetector
         self._styles: dict[str, tuple[float, float, float, float]] = {}
 
-    def learn(self, rgb: np.ndarray, found: Sequence[tuple[str, Box]]) -> None:
+    def learn(self, rgb: np.ndarray, found: Sequence[tuple[str, Box]]) -> bool:
         """After a search: how the re-detector boxes each (track id, detector box) of ``found``.
-        A face it cannot re-find keeps the detector's box as it is (no correction)."""
+        False when it cannot re-find one of them (a face the detector sees at an angle MTCNN
+        does not): following would lose that face, so the caller should search again."""
         again = self.redetector.redetect(rgb, [box for _, box in found]) if found else []
         self._styles = {
-            track_id: relative_box(det.box, box) if det is not None and box.w > 0 and box.h > 0 else SAME
+            track_id: relative_box(det.box, box)
             for (track_id, box), det in zip(found, again)
+            if det is not None and box.w > 0 and box.h > 0
         }
+        return len(self._styles) == len(found)
 
     def follow(self, rgb: np.ndarray, predicted: Sequence[tuple[str, Box]]) -> list[Detection | None]:
         """Each (track id, predicted box) found again, boxed in the detector's way; None where lost."""
