@@ -319,14 +319,22 @@ def test_folders_that_are_no_bag(tmp_path):
 
 def test_a_record_damaged_mid_bag_keeps_the_messages_before_it(tmp_path):
     """A message record whose length field is garbage (mcap spec: opcode 0x05, uint64 length, then
-    channel id u16, sequence u32, log time u64, publish time u64): the chunks before it still read."""
+    channel id u16, sequence u32, log time u64, publish time u64): every message of the chunks
+    before it still reads, exactly those (its own chunk is lost with it), then one BagError."""
     bag = tmp_path / "bag"
     frames = _frames(30, 240, 320)  # ~230 kB each: several 1 MB chunks
     write_image_bag(frames, bag)
     data = bytearray((bag / "bag.mcap").read_bytes())
-    times = struct.pack("<QQ", frames[25].stamp_ns, frames[25].stamp_ns)  # log time == publish time
+    times = struct.pack("<QQ", frames[27].stamp_ns, frames[27].stamp_ns)  # log time == publish time
     record = data.find(times) - 15
     assert data[record] == 0x05
+    # walk the top-level records (8-byte magic, then opcode u8 + length u64 + content) to the
+    # chunk holding that message: every message in the chunks before it must still be read
+    chunk = 8
+    while chunk + 9 + struct.unpack_from("<Q", data, chunk + 1)[0] <= record:
+        chunk += 9 + struct.unpack_from("<Q", data, chunk + 1)[0]
+    assert data[chunk] == 0x06  # a chunk record
+    intact = sum(0 <= data.find(struct.pack("<QQ", f.stamp_ns, f.stamp_ns)) < chunk for f in frames)
     data[record + 1:record + 9] = struct.pack("<Q", 2**40)
     (bag / "bag.mcap").write_bytes(bytes(data))
     read = []
@@ -334,7 +342,7 @@ def test_a_record_damaged_mid_bag_keeps_the_messages_before_it(tmp_path):
         with BagReader(bag) as reader:
             for message in reader.messages():
                 read.append(message.log_time_ns)
-    assert 1 < len(read) <= 25 and read == [f.stamp_ns for f in frames[:len(read)]]
+    assert 1 < intact < 27 and read == [f.stamp_ns for f in frames[:intact]]
     assert re.fullmatch(rf"bag {bag} is truncated or corrupt \(.*Truncated record.*\) after {len(read)} messages: the "
                         r"recording was probably cut off; `mcap recover` \(mcap\) or sqlite3's \.recover \(db3\) may "
                         r"salvage it", str(err.value))
