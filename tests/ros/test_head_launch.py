@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -39,6 +40,14 @@ def ros2(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ros2", *args], capture_output=True, text=True, timeout=60)
 
 
+# Runs a command with SIGINT at its default action, as a terminal starts it. A test run started in
+# the background of a non-interactive shell (`pytest ... &`, nohup, some CI runners) ignores SIGINT,
+# its children inherit that, and Python then installs no SIGINT handler: launch would never see the
+# Ctrl-C (found on Humble). An exec keeps SIG_DFL, where the shell's own `trap` cannot undo the ignore.
+WITH_CTRL_C = [sys.executable, "-c",
+               "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"]
+
+
 def processes_in_group(pgid: int) -> list[int]:
     """Live (not zombie) processes of the process group ``pgid``."""
     found = []
@@ -60,7 +69,7 @@ class Launched:
     def __init__(self, tmp_path, *arguments: str):
         self.log_path = tmp_path / "launch.log"
         self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(["ros2", "launch", "emotion_perception", "head.launch.py", *arguments],
+        self.proc = subprocess.Popen([*WITH_CTRL_C, "ros2", "launch", "emotion_perception", "head.launch.py", *arguments],
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self) -> str:
