@@ -1,8 +1,10 @@
 """rosbag2 round trips through real bags (mcap and sqlite3), written and read with rosbags."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import sqlite3
 import struct
 
 import numpy as np
@@ -120,6 +122,22 @@ def test_a_sqlite3_bag_cut_anywhere_reads_its_frames_or_raises_bag_error(tmp_pat
         assert "truncated or corrupt" in str(err)
     else:
         assert len(frames) <= 6
+
+
+def test_a_sqlite3_bag_with_one_byte_of_its_schema_overwritten_is_a_bag_error(tmp_path):
+    """Found by tests/test_fuzz.py (one overwritten byte early in a db3). `schema_version INTEGER
+    PRIMARY KEY` is an alias of the rowid, which sqlite stores as NULL in the row itself; with one
+    letter of that declaration changed the column is no longer an alias and reads NULL, and
+    rosbags' `schema >= 4` raised TypeError out of BagReader."""
+    bag = tmp_path / "bag"
+    write_image_bag(_frames(2), bag, storage="sqlite3")
+    with contextlib.closing(sqlite3.connect(bag / "bag.db3")) as db, db:
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute("UPDATE sqlite_master SET sql = replace(sql, 'PRIMARY KEY', 'PRIMARX KEY') WHERE name = 'schema'")
+    with contextlib.closing(sqlite3.connect(bag / "bag.db3")) as db:
+        assert db.execute("SELECT schema_version FROM schema").fetchall() == [(None,)]
+    with pytest.raises(BagError, match=r"^bag .*bag is truncated or corrupt \(.*\): the recording was probably cut off"):
+        BagReader(bag)
 
 
 def test_bag_without_metadata_names_the_fix(tmp_path):

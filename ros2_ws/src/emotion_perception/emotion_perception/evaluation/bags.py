@@ -50,9 +50,10 @@ def latency_topic(results_topic: str) -> str:
 
 # What rosbags and its storage back ends raise on a damaged file (truncated mcap records,
 # a cut-off sqlite database, a missing or broken metadata.yaml). rosbags reads sqlite3 through
-# apsw, whose errors (e.g. apsw.CorruptError while iterating) are not sqlite3's.
+# apsw, whose errors (e.g. apsw.CorruptError while iterating) are not sqlite3's. A damaged db3
+# schema can also hand rosbags a NULL where it compares numbers (TypeError).
 _DAMAGE = (ReaderError, sqlite3.DatabaseError, apsw.Error, struct.error, EOFError, KeyError, IndexError, ValueError,
-           OSError)
+           TypeError, OSError)
 
 
 class BagError(Exception):
