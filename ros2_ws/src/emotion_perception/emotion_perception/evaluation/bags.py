@@ -51,9 +51,11 @@ def latency_topic(results_topic: str) -> str:
 # What rosbags and its storage back ends raise on a damaged file (truncated mcap records,
 # a cut-off sqlite database, a missing or broken metadata.yaml). rosbags reads sqlite3 through
 # apsw, whose errors (e.g. apsw.CorruptError while iterating) are not sqlite3's. A damaged db3
-# schema can also hand rosbags a NULL where it compares numbers (TypeError).
+# schema can also hand rosbags a NULL where it compares numbers (TypeError). An overwritten mcap
+# size field makes rosbags read or seek that many bytes: MemoryError, or OverflowError past 2**63.
+_IMPOSSIBLE_SIZE = (MemoryError, OverflowError)
 _DAMAGE = (ReaderError, sqlite3.DatabaseError, apsw.Error, struct.error, EOFError, KeyError, IndexError, ValueError,
-           TypeError, OSError)
+           TypeError, OSError, *_IMPOSSIBLE_SIZE)
 
 
 class BagError(Exception):
@@ -143,7 +145,8 @@ def _damaged(path: Path, exc: BaseException, read: int | None = None) -> BagErro
         hint = "a bag directory needs its metadata.yaml (`ros2 bag reindex` rebuilds it), or pass the .mcap/.db3 file"
     else:
         hint = "the recording was probably cut off; `mcap recover` (mcap) or sqlite3's .recover (db3) may salvage it"
-    return BagError(f"bag {path} is truncated or corrupt ({exc}){kept}: {hint}")
+    reason = f"a record claims an impossible size ({type(exc).__name__})" if isinstance(exc, _IMPOSSIBLE_SIZE) else exc
+    return BagError(f"bag {path} is truncated or corrupt ({reason}){kept}: {hint}")
 
 
 def _check_bag_folder(path: Path) -> None:
