@@ -5,7 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-rosidl cmake g++)  # colcon comes with the test extras, in the venv
+# Every system package the suite and this script rely on, each for a reason. Audited by what
+# tests/ and scripts/ import from Debian's /usr/bin/python3 and run as commands (2026-12-07):
+APT_PACKAGES=(
+  python3-rosidl  # tests/test_msgs.py: rosidl_adapter + rosidl_parser, ROS's own .msg parser
+  python3-empy    # rosidl_adapter's .idl templates `import em`; python3-rosidl does not depend on it
+  python3-lark    # rosidl_parser's grammar (a dependency of python3-rosidl, named so it is not assumed)
+  cmake make g++  # colcon builds emotion_msgs' C/C++ typesupport below (colcon itself is in the venv)
+)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
@@ -14,6 +21,20 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+
+# Stop here, naming the package, instead of a failure deep inside pytest (python3-empy was missed
+# once: a machine with it left over from a by-hand ROS build hid the missing install step).
+guard_module() {  # module package
+  /usr/bin/python3 -c "import $1" 2>/dev/null ||
+    { echo "scripts/test.sh: /usr/bin/python3 cannot import $1: install the Debian package $2 (apt-get install $2)" >&2; exit 1; }
+}
+guard_module em python3-empy
+guard_module lark python3-lark
+guard_module rosidl_adapter.msg python3-rosidl
+guard_module rosidl_parser.parser python3-rosidl
+for tool in cmake make g++; do
+  command -v "$tool" >/dev/null || { echo "scripts/test.sh: '$tool' is not on PATH: install the Debian package of that name" >&2; exit 1; }
+done
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
