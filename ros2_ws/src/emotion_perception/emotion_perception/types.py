@@ -72,6 +72,14 @@ class EmotionEstimate:
     source: str = ""
     polarity_probabilities: np.ndarray | None = None  # (3,) negative/neutral/positive, or None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The person this face belongs to, kept across absences by re-identification; "" while
+    # identity is off or not yet known, and consumers then key by face_id.
+    person_id: str = ""
+
+    @property
+    def subject_id(self) -> str:
+        """Who this estimate is about: the person when known, else the face track."""
+        return self.person_id or self.face_id
 
     @property
     def class_id(self) -> int:
