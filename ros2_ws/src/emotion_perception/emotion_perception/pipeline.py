@@ -18,6 +18,7 @@ from .engine.device import resolve_device
 from .errors import WeightsMissingError
 from .faces import create_detector
 from .models import registry
+from .models.weights import weights_dir_or_default
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def select(profile: str, weights_dir, device):
         if profile == "auto" or device.type != "cpu":
             raise
         chosen = registry.get_profile(profile)
-        root = Path(weights_dir).expanduser() if weights_dir is not None else registry.default_weights_dir()
+        root = weights_dir_or_default(weights_dir)
         if any(not f.role.startswith("detector.") for f in chosen.missing_files(root)):
             raise
         return registry.ProfileChoice(chosen, f"chose {chosen.name}: requested by name", root)

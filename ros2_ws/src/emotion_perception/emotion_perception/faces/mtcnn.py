@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsMissingError
-from ..models.registry import installed_package_file
+from ..models.weights import installed_package_file
 from ..images import check_rgb
 from ..types import Box, Detection
 from .base import FaceDetector, check_device, from_reference, to_reference
