@@ -185,4 +185,4 @@ def test_cli_eval_set_bad_setting_is_one_line(tmp_path, capsys):
     make_set(tmp_path, "0,2,happy,only\n")
     assert main(["eval-set", str(tmp_path), "--set", "no_such_field=1"]) == 1
     err = capsys.readouterr().err
-    assert "expected FIELD=VALUE with FIELD one of" in err and "\n" not in err.strip()
+    assert "expected NAME=VALUE with NAME one of" in err and "\n" not in err.strip()

@@ -118,9 +118,10 @@ def create_engine(
     ``precision`` None: fp16 on CUDA, fp32 on CPU. ``detector``: None (the profile's), a name
     ("opencv", "blazeface", "blazeface_back", "sfd") or an object with ``detect(rgb)``.
     ``min_face_score`` overrides the detector's score threshold.
-    ``threads`` (None or 0: the profile's default for the device) sets torch's and OpenCV's CPU
-    threads for the whole process (engine/threads.py).
-    ``config_overrides`` are EngineConfig fields (window, scene_interval, max_faces, ...).
+    ``threads`` (None: the profile's default for the device; 0: leave them as they are) sets
+    torch's and OpenCV's CPU threads for the whole process (engine/threads.py).
+    ``config_overrides`` are EngineConfig fields (window, scene_interval, max_faces, ...); every
+    argument is a row of settings.SETTINGS, where None means "not set".
     """
     dev = resolve_device(device)
     choice = select(profile, weights_dir, dev)
@@ -131,8 +132,9 @@ def create_engine(
         "scene_interval": choice.profile.scene_interval,
         "detect_interval_s": float((choice.profile.detector or {}).get("interval_s", 0.0)),
         **choice.profile.crop_settings(),
-        "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
-        "threads": threads or choice.profile.threads_for(dev.type),
+        **choice.profile.engine,
+        "precision": precision or choice.profile.engine.get("precision") or ("fp16" if dev.type == "cuda" else "fp32"),
+        "threads": threads if threads is not None else choice.profile.threads_for(dev.type),
         **config_overrides,
         "device": str(dev),
     }

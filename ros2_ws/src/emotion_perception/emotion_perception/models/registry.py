@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 import yaml
 
 from ..errors import WeightsMissingError
+from ..settings import ENGINE_SETTINGS
 from .weights import (
     WeightFile,
     installed_package_file,
@@ -36,6 +37,9 @@ PROFILE_DIR = Path(__file__).resolve().parents[1] / "model_profiles"
 
 # profile crop key -> EngineConfig field
 CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift"}
+# EngineConfig fields a profile sets through keys of their own (window, crop, detector.interval_s,
+# threads per device) or never (the device); its ``engine`` section may set any other
+OWN_KEY_SETTINGS = {"window", "scene_interval", *CROP_SETTINGS.values(), "detect_interval_s", "threads", "device"}
 
 
 # ------------------------------------------------------------------------------- model kinds
@@ -118,6 +122,7 @@ class Profile:
     test_only: bool = False  # tiny random-weight profiles: never chosen by `auto`
     devices: tuple = ()  # device types it is fast enough on (cpu, cuda, mps); empty = any
     threads: dict = field(default_factory=dict)  # device type -> CPU threads (engine/threads.py); absent = 0
+    engine: dict = field(default_factory=dict)  # other engine settings (settings.ENGINE_SETTINGS), e.g. smoothing
     path: Path | None = None
 
     @classmethod
@@ -135,6 +140,14 @@ class Profile:
         unknown_crop = set(data.get("crop") or {}) - set(CROP_SETTINGS)
         if unknown_crop:
             raise ValueError(f"{path}: unknown crop keys {sorted(unknown_crop)}; use {', '.join(CROP_SETTINGS)}")
+        engine = data.get("engine") or {}
+        allowed = {p.name: p for p in ENGINE_SETTINGS if p.name not in OWN_KEY_SETTINGS}
+        unknown_engine = set(engine) - set(allowed)
+        if unknown_engine:
+            raise ValueError(f"{path}: engine keys {sorted(unknown_engine)} are not settable there; "
+                             f"use {', '.join(allowed)}")
+        for key, value in engine.items():
+            allowed[key].check(value)
         if "devices" in data:
             data["devices"] = tuple(data["devices"])
         return cls(path=path, **data)
