@@ -75,7 +75,9 @@ from ..messages import (
     rgb_to_image_msg,
 )
 from .declare import declare, read
-from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera
+from .diagnostics import (
+    ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera, status_names,
+)
 from .params import BY_NAME, PARAMETERS, engine_options, validate
 from .spin import run
 from .tracked import TrackedFaces
@@ -406,10 +408,10 @@ class PerceptionNode(LifecycleNode):
         device = str(getattr(self._engine, "device", self._values.get("device", "")))
         extra["device"] = device
         snap = self._monitor.snapshot()
-        name = f"{self.get_fully_qualified_name()}: emotion perception"  # unique per namespace
+        name, camera_names = status_names(self.get_fully_qualified_name(), snap.cameras)
         reports = [(name, evaluate(snap, thresholds, active=self._active, extra=extra))]
-        reports += [(f"{name}: camera {source}", evaluate_camera(camera, thresholds, active=self._active))
-                    for source, camera in snap.cameras.items()]
+        reports += [(camera_name, evaluate_camera(camera, thresholds, active=self._active))
+                    for camera_name, camera in zip(camera_names, snap.cameras.values())]
         statuses = [
             DiagnosticStatus(level=_LEVELS[report.level], name=title, message=report.message, hardware_id=device,
                              values=[KeyValue(key=k, value=val) for k, val in report.values])
