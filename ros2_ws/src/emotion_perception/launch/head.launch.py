@@ -1,23 +1,21 @@
 """Bring up the robot head's emotion perception: `ros2 launch emotion_perception head.launch.py`.
 
-Starts the perception node (a lifecycle node) and, with autostart, configures and activates it
-once at start (later transitions are the caller's: reconfigure, a lifecycle manager); optionally
-starts the LLM bridge on its output. `--show-args` lists the arguments.
+Starts the perception node (a lifecycle node) and, with autostart, has it configure and activate
+itself once at start (its `autostart` parameter; later transitions are the caller's: reconfigure,
+a lifecycle manager); optionally starts the LLM bridge on its output. `--show-args` lists the
+arguments. Launch sends no lifecycle requests of its own: launch_ros's, waiting on the node's
+change_state service, ended `ros2 launch` with exit code 1 on a Ctrl-C in the first seconds.
 Examples:
   ros2 launch emotion_perception head.launch.py camera_topic:=/camera/color/image_raw
   ros2 launch emotion_perception head.launch.py image_transport:=compressed device:=cuda llm:=true
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import LifecycleNode, Node
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
+from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
-from lifecycle_msgs.msg import Transition
 
 PACKAGE = "emotion_perception"
 
@@ -59,8 +57,8 @@ def declare_arguments():
             description="Also start the LLM bridge node on the emotion output"),
         DeclareLaunchArgument(
             "autostart", default_value="true", choices=["true", "false"],
-            description="Configure and activate the perception node at launch (false: leave it "
-                        "unconfigured for a lifecycle manager)"),
+            description="The perception node configures and activates itself at start (false: it "
+                        "stays unconfigured for a lifecycle manager)"),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([SHARE, "config", "head.yaml"]),
             description="Perception node parameters (the arguments above override it)"),
@@ -73,17 +71,12 @@ def declare_arguments():
     ]
 
 
-def _transition(node, transition_id, condition):
-    event = ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id)
-    return EmitEvent(event=event, condition=condition)
-
-
 def generate_launch_description():
     arg = LaunchConfiguration
     camera = arg("camera_topic")
-    autostart = IfCondition(arg("autostart"))
 
-    perception = LifecycleNode(
+    # a plain Node action: the node is a lifecycle node, but launch drives none of its transitions
+    perception = Node(
         package=PACKAGE,
         executable="perception_node",
         name="perception_node",
@@ -97,6 +90,7 @@ def generate_launch_description():
                 "threads": ParameterValue(arg("threads"), value_type=int),
                 "image_transport": ParameterValue(arg("image_transport"), value_type=str),
                 "publish_debug_image": ParameterValue(arg("debug_image"), value_type=bool),
+                "autostart": ParameterValue(arg("autostart"), value_type=bool),
             },
         ],
         # One camera: its topic is remapped onto the node's `image` input (either transport).
@@ -106,20 +100,6 @@ def generate_launch_description():
             ("emotions", arg("emotions_topic")),
         ],
         arguments=["--ros-args", "--log-level", arg("log_level")],
-    )
-
-    # configure at start; activate when that first configure has reached inactive (not after a
-    # manual deactivate, hence start_state; and only once, so that a later reconfigure —
-    # deactivate, cleanup, configure, activate — or a lifecycle manager stays in charge)
-    configure = _transition(perception, Transition.TRANSITION_CONFIGURE, autostart)
-    activate = RegisterEventHandler(
-        OnStateTransition(
-            target_lifecycle_node=perception,
-            start_state="configuring",
-            goal_state="inactive",
-            entities=[_transition(perception, Transition.TRANSITION_ACTIVATE, autostart)],
-            handle_once=True,
-        )
     )
 
     bridge = Node(
@@ -134,5 +114,4 @@ def generate_launch_description():
         condition=IfCondition(arg("llm")),
     )
 
-    # the activate handler is registered before configure is emitted
-    return LaunchDescription([*declare_arguments(), perception, activate, configure, bridge])
+    return LaunchDescription([*declare_arguments(), perception, bridge])
