@@ -15,6 +15,7 @@ LAUNCH_FILE = PACKAGE_DIR / "launch" / "head.launch.py"
 DOCUMENTED = {  # README "With ROS 2" and the issue
     "namespace", "camera_topic", "image_transport", "profile", "device", "debug_image", "llm",
     "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level", "threads",
+    "fastdds_profiles_file",
 }
 
 
@@ -98,6 +99,22 @@ def test_perception_node_is_brought_to_active_by_its_autostart_parameter(tree):
     assert not calls(tree, "EmitEvent") and not calls(tree, "RegisterEventHandler")
 
 
+def test_fastdds_profiles_are_set_for_the_nodes_unless_the_user_set_them(tree):
+    (setenv,) = calls(tree, "SetEnvironmentVariable")
+    assert literal(setenv.args[0]) == "FASTRTPS_DEFAULT_PROFILES_FILE"
+    assert ast.unparse(setenv.args[1]) == "arg('fastdds_profiles_file')"
+    assert ast.unparse(kwarg(setenv, "condition")) == "LaunchConfigurationNotEquals('fastdds_profiles_file', '')"
+    (default,) = [kwarg(c, "default_value") for c in calls(tree, "DeclareLaunchArgument")
+                  if literal(c.args[0]) == "fastdds_profiles_file"]
+    assert ast.unparse(default).startswith("EnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE'")
+    name = next(n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                and getattr(n.targets[0], "id", "") == "FASTDDS_PROFILES")
+    assert (PACKAGE_DIR / "config" / name).is_file()
+    # before the nodes: launch passes its environment as it is when a process starts
+    order = [ast.unparse(e) for e in calls(tree, "LaunchDescription")[0].args[0].elts]
+    assert order.index("fastdds") < order.index("perception")
+
+
 def test_llm_bridge_behind_its_argument(tree):
     _, bridge = perception_and_bridge(tree)
     assert literal(kwarg(bridge, "executable")) == "llm_bridge"
@@ -112,5 +129,5 @@ def test_llm_bridge_behind_its_argument(tree):
 
 def test_launch_and_config_are_installed():
     setup = (PACKAGE_DIR / "setup.py").read_text()
-    assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup
+    assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup and 'glob("config/*.xml")' in setup
     assert (PACKAGE_DIR / "config" / "head.yaml").is_file()

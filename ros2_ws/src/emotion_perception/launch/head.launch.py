@@ -5,14 +5,18 @@ itself once at start (its `autostart` parameter; later transitions are the calle
 a lifecycle manager); optionally starts the LLM bridge on its output. `--show-args` lists the
 arguments. Launch sends no lifecycle requests of its own: launch_ros's, waiting on the node's
 change_state service, ended `ros2 launch` with exit code 1 on a Ctrl-C in the first seconds.
+
+Fast DDS: the nodes get config/fastdds_large_images.xml (FASTRTPS_DEFAULT_PROFILES_FILE, unless it
+is set already): shared-memory segments that hold raw images. The camera driver's process needs
+the same (the sender's segment carries the data); docs/ros.md has the measurements.
 Examples:
   ros2 launch emotion_perception head.launch.py camera_topic:=/camera/color/image_raw
   ros2 launch emotion_perception head.launch.py image_transport:=compressed device:=cuda llm:=true
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition, LaunchConfigurationNotEquals
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -20,6 +24,7 @@ from launch_ros.substitutions import FindPackageShare
 PACKAGE = "emotion_perception"
 
 SHARE = FindPackageShare(PACKAGE)
+FASTDDS_PROFILES = "fastdds_large_images.xml"
 
 
 def declare_arguments():
@@ -66,6 +71,12 @@ def declare_arguments():
             "llm_params_file", default_value=PathJoinSubstitution([SHARE, "config", "llm_bridge.yaml"]),
             description="LLM bridge parameters"),
         DeclareLaunchArgument(
+            "fastdds_profiles_file",
+            default_value=EnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE",
+                                              default_value=PathJoinSubstitution([SHARE, "config", FASTDDS_PROFILES])),
+            description="Fast DDS XML profiles for the nodes (FASTRTPS_DEFAULT_PROFILES_FILE; default: that "
+                        "variable, else the package's large-image transports); empty: Fast DDS's defaults"),
+        DeclareLaunchArgument(
             "log_level", default_value="info", choices=["debug", "info", "warn", "error", "fatal"],
             description="Log level of the nodes"),
     ]
@@ -74,6 +85,8 @@ def declare_arguments():
 def generate_launch_description():
     arg = LaunchConfiguration
     camera = arg("camera_topic")
+    fastdds = SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", arg("fastdds_profiles_file"),
+                                     condition=LaunchConfigurationNotEquals("fastdds_profiles_file", ""))
 
     # a plain Node action: the node is a lifecycle node, but launch drives none of its transitions
     perception = Node(
@@ -114,4 +127,4 @@ def generate_launch_description():
         condition=IfCondition(arg("llm")),
     )
 
-    return LaunchDescription([*declare_arguments(), perception, bridge])
+    return LaunchDescription([*declare_arguments(), fastdds, perception, bridge])
