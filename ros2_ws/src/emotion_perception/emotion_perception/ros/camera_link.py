@@ -45,14 +45,16 @@ class StampGaps:
     """The camera's rate and the frames missing before the node, from header stamps (ns).
 
     The camera period is a low percentile (``period_quantile``) of the recent stamp intervals:
-    the interval of two consecutive frames, even when many are lost (with up to about 80 %
-    random loss, more than 20 % of the intervals still span one period). A gap of ``k`` periods
-    means ``k - 1`` frames were lost. Gaps longer than ``pause_s`` are a pause of the camera (or a
-    replay restarting), not loss; a stamp going backwards restarts the estimate; zero stamps (a
-    camera that does not stamp) and repeated stamps carry no information and are ignored.
+    the interval of two consecutive frames, even when most are lost (with up to about 90 %
+    random loss, more than 5 % of the intervals still span one period; Fast DDS's defaults lost
+    80 % of 640x480 rgb8 images at 30 Hz on a busy machine). A gap of ``k`` periods
+    means ``k - 1`` frames were lost. A gap longer than ``pause_s`` is a pause of the camera (or
+    a restart, perhaps at another rate), not loss, and a stamp going backwards a replay starting
+    again: both restart the estimate. Zero stamps (a camera that does not stamp) and repeated
+    stamps carry no information and are ignored.
     """
 
-    def __init__(self, window: int = 150, period_quantile: float = 0.2, min_intervals: int = 10,
+    def __init__(self, window: int = 150, period_quantile: float = 0.05, min_intervals: int = 10,
                  pause_s: float = 1.0):
         self._intervals: deque[int] = deque(maxlen=window)  # ns between consecutive stamps
         self._quantile = period_quantile
@@ -60,7 +62,7 @@ class StampGaps:
         self._pause_ns = int(pause_s * 1e9)
         self._last: int | None = None
         self.lost_total = 0  # estimated frames lost since the start (0 until the rate is known)
-        self.restarts = 0  # stamps that went backwards
+        self.restarts = 0  # stamps that went backwards or paused
 
     def add(self, stamp_ns: int) -> None:
         if stamp_ns <= 0:
@@ -68,12 +70,12 @@ class StampGaps:
         last, self._last = self._last, stamp_ns
         if last is None:
             return
-        if stamp_ns < last:
+        interval = stamp_ns - last
+        if interval < 0 or interval > self._pause_ns:
             self.restarts += 1
             self._intervals.clear()
             return
-        interval = stamp_ns - last
-        if interval == 0 or interval > self._pause_ns:
+        if interval == 0:
             return
         self._intervals.append(interval)
         period = self.period_ns
