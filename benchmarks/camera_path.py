@@ -245,9 +245,10 @@ def main() -> None:
     started = time.monotonic()
     try:
         for encoding in args.encodings.split(","):
+            observer.spin_for(1.0)  # drain the previous node's last diagnostics before forgetting them
+            observer.camera = {}
             node = start_node(args, encoding, env)
             try:
-                observer.camera = {}
                 observer.spin_until(lambda: observer.camera and "inactive" not in observer.camera.get("message", ""),
                                     180, "the perception node to become active")
                 for size in args.sizes.split(","):

@@ -306,12 +306,10 @@ def evaluate(snap: Snapshot, th: Thresholds, active: bool = True, extra: dict | 
         return Report(STALE, "no image received yet", values)
     if snap.seconds_since_input > th.stale_s:
         return Report(STALE, f"no image for {snap.seconds_since_input:.1f} s", values)
-    problems = _problems(snap, th)
-    for source, camera in snap.cameras.items():
-        silence = _silence(camera, th)
-        if silence is not None:
-            problems.append((WARN, f"{source}: {silence}"))
-    return _report(problems, values)
+    # a stopped camera first: the message is cut short in some viewers
+    problems = [(WARN, f"{source}: {silence}") for source, camera in snap.cameras.items()
+                if (silence := _silence(camera, th)) is not None]
+    return _report(problems + _problems(snap, th), values)
 
 
 def evaluate_camera(snap: Snapshot, th: Thresholds, active: bool = True, extra: dict | None = None) -> Report:
