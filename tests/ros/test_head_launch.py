@@ -1,7 +1,7 @@
 """head.launch.py through the real `ros2 launch` (issue 11, defects 2, 3 and 7).
 
 Needs the `ros2` CLI with launch, launch_ros and ros2lifecycle/ros2param (a full ROS 2 install,
-not on PyPI) and the emotion_perception package built and sourced (colcon build; . install/setup.bash);
+not on PyPI) and the emotion_perception package built and sourced (colcon build; . install/setup.sh);
 skips otherwise. Each test's nodes get their own namespace; ros_graph keeps the run on its own
 domain, on the loopback interface.
 """
