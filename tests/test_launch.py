@@ -14,7 +14,7 @@ from emotion_perception.ros.params import BY_NAME
 LAUNCH_FILE = PACKAGE_DIR / "launch" / "head.launch.py"
 LAUNCH_OWN = {  # the launch's own arguments; every node parameter has one more (its own name)
     "namespace", "camera_topic", "llm", "autostart", "emotions_topic", "params_file", "llm_params_file",
-    "log_level",
+    "log_level", "fastdds_profiles_file",
 }
 
 
@@ -42,7 +42,10 @@ def test_generate_launch_description_is_defined(tree):
     funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in funcs
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert {"launch", "launch_ros.actions", "launch_ros.events.lifecycle", "launch_ros.event_handlers"} <= imported
+    assert {"launch", "launch_ros.actions"} <= imported
+    # launch_ros's lifecycle events wait on the node's change_state service: a Ctrl-C during that
+    # wait ended `ros2 launch` with exit code 1 (issue 24); the node starts itself instead
+    assert not {"launch_ros.events.lifecycle", "launch_ros.event_handlers"} & imported
 
 
 def test_own_arguments_with_descriptions(tree):
@@ -56,10 +59,15 @@ def test_own_arguments_with_descriptions(tree):
         assert kwarg(call, "default_value") is not None, f"{name} needs a default"
         declared[name] = call
     assert set(declared) == LAUNCH_OWN
-    assert not LAUNCH_OWN & set(BY_NAME), "a launch argument never shadows a node parameter"
+    # a launch argument shadows no node parameter, but for autostart: the launch's own argument
+    # (default true) sets the node's parameter (default false for `ros2 run` and lifecycle managers)
+    assert LAUNCH_OWN & set(BY_NAME) == {"autostart"}
+    assert ast.unparse(next(n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(
+        n.targets[0], "id", "") == "PARAMETERS_FROM_OWN_ARGUMENTS")) == "{'autostart'}"
     for flag in ("llm", "autostart"):
         assert literal(kwarg(declared[flag], "choices")) == ["true", "false"]
     assert literal(kwarg(declared["llm"], "default_value")) == "false"
+    assert literal(kwarg(declared["autostart"], "default_value")) == "true"
     assert literal(kwarg(declared["camera_topic"], "default_value")) == "image"
 
 
@@ -82,30 +90,45 @@ def test_arguments_used_equal_arguments_declared(tree):
     assert used == LAUNCH_OWN, "every own argument is declared, and every declared one does something"
 
 
-def test_perception_node_is_a_lifecycle_node_brought_to_active(tree):
-    (node,) = calls(tree, "LifecycleNode")
-    assert literal(kwarg(node, "executable")) == "perception_node"
+def perception_and_bridge(tree):
+    nodes = {literal(kwarg(c, "executable")): c for c in calls(tree, "Node")}
+    assert set(nodes) == {"perception_node", "llm_bridge"} and len(calls(tree, "Node")) == 2
+    return nodes["perception_node"], nodes["llm_bridge"]
+
+
+def test_perception_node_is_brought_to_active_by_its_autostart_parameter(tree):
+    node, _ = perception_and_bridge(tree)
     assert literal(kwarg(node, "name")) == "perception_node"
     assert kwarg(node, "namespace") is not None
-    assert ast.unparse(kwarg(node, "parameters")) == "[arg('params_file'), *given_parameters(context)]"
+    assert ast.unparse(kwarg(node, "parameters")) == (
+        "[arg('params_file'), {'autostart': ParameterValue(arg('autostart'), value_type=bool)}, "
+        "*given_parameters(context)]")
     remapped = {literal(t.elts[0]) for t in kwarg(node, "remappings").elts}
     assert remapped == {"image", "image/compressed", "emotions"}
+    assert not calls(tree, "EmitEvent") and not calls(tree, "RegisterEventHandler")
+    assert not calls(tree, "LifecycleNode")
 
-    transitions = [ast.unparse(kwarg(c, "transition_id")) for c in calls(tree, "ChangeState")]
-    assert transitions == ["transition_id"], "ChangeState is built by one helper"
-    emitted = {ast.unparse(c.args[1]) for c in calls(tree, "_transition")}
-    assert emitted == {"Transition.TRANSITION_CONFIGURE", "Transition.TRANSITION_ACTIVATE"}
-    (handler,) = calls(tree, "OnStateTransition")
-    assert literal(kwarg(handler, "start_state")) == "configuring"
-    assert literal(kwarg(handler, "goal_state")) == "inactive"
-    # only the first configure activates: a later reconfigure (deactivate, cleanup, configure,
-    # activate) must not find the node activated behind its back
-    assert literal(kwarg(handler, "handle_once")) is True
-    assert "TRANSITION_ACTIVATE" in ast.unparse(kwarg(handler, "entities"))
+
+def test_fastdds_profiles_are_set_for_the_nodes_unless_the_user_set_them(tree):
+    (setenv,) = calls(tree, "SetEnvironmentVariable")
+    assert literal(setenv.args[0]) == "FASTRTPS_DEFAULT_PROFILES_FILE"
+    assert ast.unparse(setenv.args[1]) == "arg('fastdds_profiles_file')"
+    assert ast.unparse(kwarg(setenv, "condition")) == "LaunchConfigurationNotEquals('fastdds_profiles_file', '')"
+    (default,) = [kwarg(c, "default_value") for c in calls(tree, "DeclareLaunchArgument")
+                  if isinstance(c.args[0], ast.Constant) and literal(c.args[0]) == "fastdds_profiles_file"]
+    assert ast.unparse(default).startswith("EnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE'")
+    name = next(n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                and getattr(n.targets[0], "id", "") == "FASTDDS_PROFILES")
+    assert (PACKAGE_DIR / "config" / name).is_file()
+    # before the nodes: launch passes its environment as it is when a process starts
+    (launch_nodes,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_launch_nodes"]
+    (returned,) = [n for n in ast.walk(launch_nodes) if isinstance(n, ast.Return)]
+    order = [ast.unparse(e) for e in returned.value.elts]
+    assert order.index("fastdds") < order.index("perception")
 
 
 def test_llm_bridge_behind_its_argument(tree):
-    (bridge,) = calls(tree, "Node")
+    _, bridge = perception_and_bridge(tree)
     assert literal(kwarg(bridge, "executable")) == "llm_bridge"
     assert literal(kwarg(bridge, "name")) == "llm_bridge"
     assert ast.unparse(kwarg(bridge, "condition")) == "IfCondition(arg('llm'))"
@@ -118,5 +141,5 @@ def test_llm_bridge_behind_its_argument(tree):
 
 def test_launch_and_config_are_installed():
     setup = (PACKAGE_DIR / "setup.py").read_text()
-    assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup
+    assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup and 'glob("config/*.xml")' in setup
     assert (PACKAGE_DIR / "config" / "head.yaml").is_file()

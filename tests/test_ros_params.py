@@ -14,7 +14,7 @@ HEAD_YAML = PACKAGE_DIR / "config" / "head.yaml"
 NODE_SOURCE = PACKAGE_DIR / "emotion_perception" / "ros" / "perception_node.py"
 ISSUE_PARAMETERS = {  # what the issue and the README promise
     "profile", "device", "precision", "window", "scene_interval", "detector", "face_margin",
-    "min_face_score", "max_faces", "image_topics", "image_transport", "reliable_qos", "publish_debug_image",
+    "min_face_score", "max_faces", "image_topics", "image_transport", "image_qos", "publish_debug_image",
     "publish_hri", "weights_dir", "diag_min_rate_warn_hz", "diag_latency_warn_ms", "diag_drop_warn_ratio",
 }
 
@@ -58,7 +58,8 @@ def test_table_is_complete_and_consistent():
     ("window", -1, "outside"),
     ("face_margin", 1.5, "outside"),
     ("face_margin", "0.2", "must be a float"),
-    ("reliable_qos", 1, "must be a bool"),
+    ("autostart", 1, "must be a bool"),
+    ("image_qos", "sensor_data", "must be one of"),
     ("window", 2.0, "must be a int"),
     ("image_transport", "theora", "must be one of"),
     ("precision", "fp8", "must be one of"),

@@ -1,7 +1,7 @@
 """head.launch.py through the real `ros2 launch` (issue 11, defects 2, 3 and 7).
 
 Needs the `ros2` CLI with launch, launch_ros and ros2lifecycle/ros2param (a full ROS 2 install,
-not on PyPI) and the emotion_perception package built and sourced (colcon build; . install/setup.bash);
+not on PyPI) and the emotion_perception package built and sourced (colcon build; . install/setup.sh);
 skips otherwise. Each test's nodes get their own namespace; ros_graph keeps the run on its own
 domain, on the loopback interface.
 """
@@ -165,16 +165,20 @@ def test_llm_bridge_reads_its_params_file_in_a_namespace(tmp_path):
             out = ros2("param", "get", f"/{namespace}/llm_bridge", "backend")
             return out.stdout.strip() if out.returncode == 0 else ""
         assert launched.wait_for(backend, 90, "the bridge's backend parameter") == "String value is: openai"
+        # autostart:=false reaches the node's parameter: it waits for a lifecycle manager
+        assert launched.wait_for(lambda: lifecycle_state(f"/{namespace}/perception_node"), 60,
+                                 "the perception node's lifecycle state") == "unconfigured"
         launched.ctrl_c()
     finally:
         launched.close()
 
 
-@pytest.mark.parametrize("delay_s", [0.5, 1.0, 2.0, 4.0])
+@pytest.mark.parametrize("delay_s", [0.5, 1.0, 2.0, 3.0, 4.0])
 def test_ctrl_c_soon_after_launch_ends_launch_and_its_nodes(delay_s, tmp_path):
     """Defect 7: a Ctrl-C about 1 s after `ros2 launch` left launch and the node running (1 in 4).
     Every process must end on the SIGINT itself (launch escalating to SIGTERM means a node ignored
-    it), the nodes quietly. The clock starts once launch has started both nodes: a Ctrl-C while
+    it), the nodes quietly, and `ros2 launch` with exit code 0 (issue 24: launch_ros's autostart,
+    waiting on the configure service while shutdown destroyed its client, made it 1). The clock starts once launch has started both nodes: a Ctrl-C while
     launch itself still spawns them can hang launch (seen with launch 3.4.3: the KeyboardInterrupt
     lands in asyncio's child watcher and the process is never tracked), which no node can help."""
     launched = Launched(tmp_path, f"namespace:=ep_ctrl_c_{uuid.uuid4().hex[:8]}", "llm:=true", "device:=cpu")
@@ -187,3 +191,5 @@ def test_ctrl_c_soon_after_launch_ends_launch_and_its_nodes(delay_s, tmp_path):
         launched.close()
     out = launched.output()
     assert "escalating to 'SIGTERM'" not in out and "Traceback" not in launched.nodes_output(), out[-4000:]
+    assert "Caught exception in launch" not in out, out[-4000:]
+    assert launched.proc.returncode == 0, out[-4000:]

@@ -1,7 +1,8 @@
 """Processing statistics and their diagnostic verdict, ROS-free (the node only publishes them).
 
 ``ProcessingMonitor`` counts frames in, frames published and frames dropped, per camera and in
-total, and keeps recent receive-to-publish latencies; ``evaluate`` (the node) and
+total, keeps recent receive-to-publish latencies, and estimates from the image stamps the
+camera's own rate and the frames lost before the node (``camera_link.StampGaps``); ``evaluate`` (the node) and
 ``evaluate_camera`` (one camera) turn a snapshot into a level (OK / WARN / ERROR / STALE, the
 values of diagnostic_msgs/DiagnosticStatus), a message and key-value pairs.
 """
@@ -13,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from .camera_link import StampGaps
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
@@ -27,6 +30,8 @@ class Thresholds:
     drop_error_ratio: float = 0.98
     stale_s: float = 5.0
     camera_timeout_s: float = 1.0
+    input_loss_warn_ratio: float = 0.1
+    input_loss_error_ratio: float = 0.5
 
     @classmethod
     def from_params(cls, values: dict) -> "Thresholds":
@@ -50,6 +55,9 @@ class Snapshot:
     latency_p95_ms: float | None
     seconds_since_input: float | None  # None: nothing received yet
     age_s: float = 0.0  # seconds since monitoring began
+    camera_rate_hz: float | None = None  # the camera's own rate, from the stamps (one camera)
+    lost_before_node: int = 0  # frames missing between stamps since the start (estimated)
+    input_loss_ratio: float | None = None  # recent lost / sent by the camera; all: the worst camera's
     cameras: dict[str, "Snapshot"] = field(default_factory=dict)  # per source, in declared order
 
     @property
@@ -75,6 +83,7 @@ class _Counts:
         self.drops: deque[float] = deque()  # drop times
         self.first_input: float | None = None
         self.last_input: float | None = None
+        self.stamps = StampGaps()
 
     def trim(self, horizon: float) -> None:
         while self.ins and self.ins[0] < horizon:
@@ -101,6 +110,9 @@ class _Counts:
             latency_p95_ms=float(np.percentile(lat, 95)) if lat.size else None,
             seconds_since_input=None if self.last_input is None else now - self.last_input,
             age_s=now - started,
+            camera_rate_hz=self.stamps.camera_rate_hz,
+            lost_before_node=self.stamps.lost_total,
+            input_loss_ratio=self.stamps.recent_loss_ratio,
         )
 
 
@@ -132,10 +144,12 @@ class ProcessingMonitor:
             camera = self._cameras[source] = _Counts()
         return self._total, camera
 
-    def received(self, source: str = "") -> float:
-        """Count an image arriving from ``source``; returns its receive time (for ``admit``)."""
+    def received(self, source: str = "", stamp_ns: int = 0) -> float:
+        """Count an image arriving from ``source`` with header stamp ``stamp_ns`` (0: unstamped);
+        returns its receive time (for ``admit``)."""
         now = self._clock()
         with self._lock:
+            self._scopes(source)[1].stamps.add(stamp_ns)  # stamps are per camera
             for c in self._scopes(source):
                 c.received += 1
                 c.last_input = now
@@ -202,7 +216,10 @@ class ProcessingMonitor:
         with self._lock:
             self._trim(now)
             cameras = {s: c.snapshot(now, self.window_s, self._started) for s, c in self._cameras.items()}
-            return replace(self._total.snapshot(now, self.window_s, self._started), cameras=cameras)
+            ratios = [c.input_loss_ratio for c in cameras.values() if c.input_loss_ratio is not None]
+            return replace(self._total.snapshot(now, self.window_s, self._started), cameras=cameras,
+                           lost_before_node=sum(c.lost_before_node for c in cameras.values()),
+                           input_loss_ratio=max(ratios) if ratios else None)
 
     def _trim(self, now: float) -> None:
         horizon = now - self.window_s
@@ -226,6 +243,9 @@ def _values(snap: Snapshot) -> list[tuple[str, str]]:
         ("frames dropped", str(snap.dropped)),
         ("recent drop ratio", f"{snap.drop_ratio:.2f}"),
         ("inference errors", str(snap.errors)),
+        ("camera rate from stamps (Hz)", _fmt(snap.camera_rate_hz)),
+        ("frames lost before the node (est.)", str(snap.lost_before_node)),
+        ("recent input loss ratio", "n/a" if snap.input_loss_ratio is None else f"{snap.input_loss_ratio:.2f}"),
     ]
 
 
@@ -250,7 +270,14 @@ def _problems(snap: Snapshot, th: Thresholds) -> list[tuple[int, str]]:
           f"latency p95 {_fmt(snap.latency_p95_ms, ' ms')}")
     check(snap.drop_ratio, th.drop_warn_ratio, th.drop_error_ratio,
           f"{snap.drop_ratio:.0%} of recent frames dropped")
+    check(snap.input_loss_ratio, th.input_loss_warn_ratio, th.input_loss_error_ratio,
+          f"{_pct(snap.input_loss_ratio)} of the camera's recent frames lost before the node "
+          "(transport: see image_qos and the DDS settings)")
     return problems
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
 
 
 def _silence(snap: Snapshot, th: Thresholds) -> str | None:
@@ -288,18 +315,17 @@ def evaluate(snap: Snapshot, th: Thresholds, active: bool = True, extra: dict | 
         return Report(STALE, "no image received yet", values)
     if snap.seconds_since_input > th.stale_s:
         return Report(STALE, f"no image for {snap.seconds_since_input:.1f} s", values)
-    problems = _problems(snap, th)
-    for source, camera in snap.cameras.items():
-        silence = _silence(camera, th)
-        if silence is not None:
-            problems.append((WARN, f"{source}: {silence}"))
-    return _report(problems, values)
+    # a stopped camera first: the message is cut short in some viewers
+    problems = [(WARN, f"{source}: {silence}") for source, camera in snap.cameras.items()
+                if (silence := _silence(camera, th)) is not None]
+    return _report(problems + _problems(snap, th), values)
 
 
-def evaluate_camera(snap: Snapshot, th: Thresholds, active: bool = True) -> Report:
-    """One camera's verdict (``Snapshot.cameras[source]``): silence, and its own rate, latency
-    and drops."""
+def evaluate_camera(snap: Snapshot, th: Thresholds, active: bool = True, extra: dict | None = None) -> Report:
+    """One camera's verdict (``Snapshot.cameras[source]``): silence, and its own rate, latency,
+    drops and transport loss."""
     values = _values(snap) + [("seconds since last image", _fmt(snap.seconds_since_input))]
+    values += [(str(k), str(v)) for k, v in (extra or {}).items()]
     if not active:
         return Report(OK, "inactive (lifecycle): not processing", values)
     silence = _silence(snap, th)

@@ -18,8 +18,15 @@ NODE_PARAMETERS: tuple[Param, ...] = (
     Param("image_transport", "raw", "raw: sensor_msgs/Image on <topic>; compressed: "
           "sensor_msgs/CompressedImage on <topic>/compressed", choices=("raw", "compressed"),
           at_configure=True),
-    Param("reliable_qos", False, "Subscribe with reliable QoS instead of sensor-data (best effort); "
-          "a reliable subscription gets nothing from a best-effort camera", at_configure=True),
+    Param("image_qos", "auto", "Reliability of the image subscriptions: auto follows the publishers "
+          "(reliable when every publisher of the topic is reliable, so lost fragments of large "
+          "images are resent; best effort otherwise, and while there is none), re-checked every "
+          "second; reliable gets nothing from a best-effort camera; best_effort (sensor data) "
+          "receives from any camera but loses large raw images in transport",
+          choices=("auto", "reliable", "best_effort"), at_configure=True),
+    # Lifecycle.
+    Param("autostart", False, "Configure and activate by itself right after start (as Nav2's "
+          "lifecycle manager would); false: wait for lifecycle transitions. Read once, at start"),
     # Output.
     Param("publish_debug_image", True, "Offer 'debug_image' (boxes, labels, scene polarity); drawn "
           "only while someone subscribes", at_configure=True),
@@ -46,6 +53,11 @@ NODE_PARAMETERS: tuple[Param, ...] = (
     Param("diag_camera_timeout_s", 1.0, "Warn, naming the camera, when one camera sent no image for "
           "this long (reported within this plus 0.5 s); raise it for cameras slower than ~3 Hz",
           low=0.1, high=3600.0),
+    Param("diag_input_loss_warn_ratio", 0.1, "Warn when this fraction of the camera's recent frames "
+          "never reached the node (estimated from gaps between the image stamps: transport loss)",
+          low=0.0, high=1.0),
+    Param("diag_input_loss_error_ratio", 0.5, "Error when this fraction of the camera's recent frames "
+          "never reached the node", low=0.0, high=1.0),
 )
 
 PARAMETERS: tuple[Param, ...] = SETTINGS + NODE_PARAMETERS

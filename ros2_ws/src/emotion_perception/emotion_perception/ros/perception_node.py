@@ -8,10 +8,16 @@ the model occupies the GPU:
 - deactivate: stop processing, drop the model and empty the CUDA cache (activate reloads it);
 - cleanup / shutdown: destroy topics and timers.
 
+With ``autostart: true`` it configures and activates itself once, right after start, from its
+own executor (``head.launch.py`` sets it): no launch-side service client that a Ctrl-C during
+start-up could tear down mid-call. Later transitions stay with the caller or a lifecycle manager.
+
 Topics (relative names, so namespaces and remapping work):
 
 - in: ``image`` (sensor_msgs/Image), or ``image/compressed`` (CompressedImage) with
   ``image_transport: compressed``; ``image_topics`` lists several cameras, one subscription each.
+  Their reliability follows the publishers with ``image_qos: auto`` (``camera_link``): re-checked
+  every second, a subscription whose choice changed is made anew.
 - out: ``emotions`` (emotion_msgs/EmotionStateArray, all faces of a frame, header = the image's),
   ``emotion`` (emotion_msgs/EmotionState, one message per face, ``face_id`` inside),
   ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``/diagnostics`` (2 Hz: the
@@ -47,6 +53,7 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
+    QoSPolicyKind,
     QoSProfile,
     ReliabilityPolicy,
     qos_policy_name_from_kind,
@@ -74,6 +81,7 @@ from ..messages import (
     image_msg_to_frame,
     rgb_to_image_msg,
 )
+from .camera_link import BEST_EFFORT, RELIABLE, choose_reliability
 from .declare import declare, read
 from .diagnostics import (
     ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera, status_names,
@@ -88,8 +96,13 @@ _LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: Diagnost
 _PROBE = EmotionEstimate("probe", Box(0, 0, 1, 1), np.full(NUM_CLASSES, 1 / NUM_CLASSES, np.float32), 1, "probe")
 _TRANSITION_NAMES = {v: k[len("TRANSITION_"):].lower() for k, v in vars(Transition).items()
                      if k.startswith("TRANSITION_")}
-_RELIABLE = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
+_QOS = {
+    RELIABLE: QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE),
+    BEST_EFFORT: qos_profile_sensor_data,
+}
+_OFFERED = {ReliabilityPolicy.RELIABLE: RELIABLE, ReliabilityPolicy.BEST_EFFORT: BEST_EFFORT}
+QOS_RECHECK_S = 1.0  # how often image_qos auto looks at the publishers again
 
 
 class PerceptionNode(LifecycleNode):
@@ -107,6 +120,8 @@ class PerceptionNode(LifecycleNode):
         self._monitor = ProcessingMonitor()
         self._subs: list = []
         self._sources: list[str] = []
+        self._qos: list[tuple[str, str]] = []  # per subscription: (reliability, why)
+        self._qos_timer = None
         self._pubs: dict = {}  # lifecycle publishers by topic
         self._diag_pub = None
         self._diag_timer = None
@@ -114,6 +129,9 @@ class PerceptionNode(LifecycleNode):
         self._tracked: TrackedFaces | None = None
         self._hri_lock = threading.Lock()  # the worker publishes results, a timer expires faces
         self._hri_timer = None
+        self._autostart_timer = None
+        if self.get_parameter("autostart").value:
+            self._autostart_timer = self.create_timer(0.0, self._autostart_step)
 
     # ----------------------------------------------------------------------------- parameters
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -153,6 +171,20 @@ class PerceptionNode(LifecycleNode):
                 return response
 
         service.callback = guarded
+
+    def _autostart_step(self) -> None:
+        """Timer: configure, then (next tick, so that a Ctrl-C in between is seen) activate; once."""
+        state = self._state_machine.current_state[1]
+        if state == "unconfigured":
+            self.get_logger().info("autostart: configuring")
+            self.trigger_configure()
+            if self._state_machine.current_state[1] == "inactive":
+                return
+        elif state == "inactive":
+            self.get_logger().info("autostart: activating")
+            self.trigger_activate()
+        self.destroy_timer(self._autostart_timer)
+        self._autostart_timer = None
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
@@ -260,16 +292,40 @@ class PerceptionNode(LifecycleNode):
         self._diag_timer = self.create_timer(0.5, self._publish_diagnostics)
 
         compressed = v["image_transport"] == "compressed"
-        msg_type = CompressedImage if compressed else Image
-        qos = _RELIABLE if v["reliable_qos"] else qos_profile_sensor_data
         for index, topic in enumerate(v["image_topics"]):
             name = f"{topic}/compressed" if compressed else topic
-            events = SubscriptionEventCallbacks(
-                incompatible_qos=functools.partial(self._on_incompatible_qos, index))
-            sub = self.create_subscription(msg_type, name, functools.partial(self._on_image, index), qos,
-                                           event_callbacks=events)
+            sub, choice = self._subscribe(index, name)
             self._subs.append(sub)
             self._sources.append(sub.topic_name)  # resolved: namespace and remapping applied
+            self._qos.append(choice)
+            self.get_logger().info(f"subscribed to {sub.topic_name} {choice[0]} ({choice[1]})")
+        if v["image_qos"] == "auto":
+            self._qos_timer = self.create_timer(QOS_RECHECK_S, self._follow_publishers)
+
+    def _subscribe(self, index: int, topic: str):
+        """A subscription to ``topic`` with the reliability image_qos gives for its publishers now."""
+        choice = choose_reliability(self._values["image_qos"], self._offered(topic))
+        msg_type = CompressedImage if self._values["image_transport"] == "compressed" else Image
+        events = SubscriptionEventCallbacks(incompatible_qos=functools.partial(self._on_incompatible_qos, index))
+        sub = self.create_subscription(msg_type, topic, functools.partial(self._on_image, index), _QOS[choice[0]],
+                                       event_callbacks=events)
+        return sub, choice
+
+    def _offered(self, topic: str) -> list[str]:
+        return [_OFFERED[info.qos_profile.reliability] for info in self.get_publishers_info_by_topic(topic)
+                if info.qos_profile.reliability in _OFFERED]
+
+    def _follow_publishers(self) -> None:
+        """Timer (image_qos auto): subscribe anew where the publishers now call for the other reliability."""
+        for index, sub in enumerate(self._subs):
+            topic = sub.topic_name
+            reliability, why = choose_reliability("auto", self._offered(topic))
+            if reliability == self._qos[index][0]:
+                self._qos[index] = (reliability, why)
+                continue
+            self.destroy_subscription(sub)
+            self._subs[index], self._qos[index] = self._subscribe(index, topic)
+            self.get_logger().info(f"{topic}: subscription now {reliability} ({why})")
 
     def _hri_supported(self) -> bool:
         """hri_msgs installed, and recent enough (0.8+: Expression has a header, string expression)."""
@@ -290,24 +346,29 @@ class PerceptionNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs.clear()
         self._sources.clear()
+        self._qos.clear()
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs.clear()
-        for timer in (self._diag_timer, self._hri_timer):
+        for timer in (self._diag_timer, self._hri_timer, self._qos_timer):
             if timer is not None:
                 self.destroy_timer(timer)
-        self._diag_timer = self._hri_timer = None
+        self._diag_timer = self._hri_timer = self._qos_timer = None
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
             self._diag_pub = None
 
     def _on_incompatible_qos(self, index: int, info) -> None:
         policy = qos_policy_name_from_kind(info.last_policy_kind)
+        reliability, why = self._qos[index]
+        if self._values["image_qos"] == "auto" and info.last_policy_kind == QoSPolicyKind.RELIABILITY:
+            self.get_logger().info(f"a best-effort publisher joined {self._sources[index]}: "
+                                   f"image_qos auto subscribes best effort within {QOS_RECHECK_S:g} s")
+            return
         self.get_logger().warning(
             f"a publisher on {self._sources[index]} offers QoS incompatible with this subscription "
-            f"({policy}); no images will arrive from it. The subscription is "
-            f"{'reliable' if self._values['reliable_qos'] else 'best effort (sensor data)'}: "
-            f"set reliable_qos to {not self._values['reliable_qos']} or change the publisher")
+            f"({policy}); no images will arrive from it. The subscription is {reliability} ({why}): "
+            "set image_qos to auto or best_effort, or change the publisher")
 
     # ----------------------------------------------------------------------------- processing
     def _on_image(self, index: int, msg) -> None:
@@ -317,7 +378,8 @@ class PerceptionNode(LifecycleNode):
             return
         source = self._sources[index]
         monitor = self._monitor
-        received = monitor.received(source)
+        stamp = msg.header.stamp
+        received = monitor.received(source, stamp.sec * 1_000_000_000 + stamp.nanosec)
         try:
             if self._values["image_transport"] == "compressed":
                 frame = compressed_msg_to_frame(msg, source)
@@ -410,8 +472,10 @@ class PerceptionNode(LifecycleNode):
         snap = self._monitor.snapshot()
         name, camera_names = status_names(self.get_fully_qualified_name(), snap.cameras)
         reports = [(name, evaluate(snap, thresholds, active=self._active, extra=extra))]
-        reports += [(camera_name, evaluate_camera(camera, thresholds, active=self._active))
-                    for camera_name, camera in zip(camera_names, snap.cameras.values())]
+        qos = dict(zip(self._sources, self._qos))
+        reports += [(camera_name, evaluate_camera(camera, thresholds, active=self._active,
+                                                  extra=_qos_values(qos.get(source))))
+                    for camera_name, (source, camera) in zip(camera_names, snap.cameras.items())]
         statuses = [
             DiagnosticStatus(level=_LEVELS[report.level], name=title, message=report.message, hardware_id=device,
                              values=[KeyValue(key=k, value=val) for k, val in report.values])
@@ -419,6 +483,10 @@ class PerceptionNode(LifecycleNode):
         ]
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         self._diag_pub.publish(DiagnosticArray(header=header, status=statuses))
+
+
+def _qos_values(choice: tuple[str, str] | None) -> dict:
+    return {} if choice is None else {"subscription reliability": choice[0], "reliability chosen because": choice[1]}
 
 
 def main(args=None) -> None:
