@@ -31,7 +31,8 @@ PROFILE_DIR = Path(__file__).resolve().parents[1] / "model_profiles"
 WEIGHTS_ENV = "EMOTION_PERCEPTION_WEIGHTS"
 
 # profile crop key -> EngineConfig field
-CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift"}
+CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift", "align": "face_align",
+                 "align_min_deg": "face_align_min_deg"}
 
 # kind -> module under emotion_perception.models that provides build(profile, weights_dir, device)
 KIND_MODULES = {"lite": "lite", "zero_shot": "zero_shot", "ous": "ous", "duse": "duse"}
@@ -164,7 +165,7 @@ class Profile:
         return cls(path=path, **data)
 
     def crop_settings(self) -> dict:
-        """The profile's crop geometry as EngineConfig fields (face_margin, face_square, face_shift)."""
+        """The profile's crop geometry as EngineConfig fields (face_margin, face_square, ...)."""
         return {CROP_SETTINGS[k]: v for k, v in (self.crop or {}).items()}
 
     def threads_for(self, device: str) -> int:
