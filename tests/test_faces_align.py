@@ -110,3 +110,28 @@ def test_lite_profile_turns_tilted_crops_and_an_override_wins():
     assert (engine.config.face_align, engine.config.face_align_min_deg) == (True, 10.0)
     engine, _ = create_engine("lite-fer2013", device="cpu", detector="opencv", face_align=False)
     assert engine.config.face_align is False
+    assert engine.config.face_margin == 0.2
+
+
+@needs_facenet_wheel
+def test_lite_profile_crops_mtcnn_boxes_with_their_own_margin():
+    from emotion_perception.pipeline import create_engine
+
+    engine, _ = create_engine("lite-fer2013", device="cpu", detector="mtcnn")
+    assert (engine.config.face_margin, engine.config.face_align) == (0.125, True)
+    engine, _ = create_engine("lite-fer2013", device="cpu", detector="mtcnn", face_margin=0.3)
+    assert engine.config.face_margin == 0.3
+
+
+def test_a_detectors_own_crop_keys_win_for_that_detector_only(tmp_path):
+    from emotion_perception.models import registry
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nkind: lite\ncrop:\n  margin: 0.2\n  align: true\n"
+                    "  by_detector:\n    mtcnn: {margin: 0.15}\n")
+    profile = registry.Profile.from_yaml(path)
+    assert profile.crop_settings("mtcnn") == {"face_margin": 0.15, "face_align": True}
+    assert profile.crop_settings("blazeface_back") == profile.crop_settings() == {"face_margin": 0.2, "face_align": True}
+    path.write_text("name: p\nkind: lite\ncrop:\n  by_detector:\n    mtcnn: {margins: 0.15}\n")
+    with pytest.raises(ValueError, match=r"unknown crop.by_detector.mtcnn keys \['margins'\]"):
+        registry.Profile.from_yaml(path)

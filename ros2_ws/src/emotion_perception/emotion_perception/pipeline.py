@@ -129,7 +129,7 @@ def create_engine(
         "window": choice.profile.window,
         "scene_interval": choice.profile.scene_interval,
         "detect_interval_s": float((choice.profile.detector or {}).get("interval_s", 0.0)),
-        **choice.profile.crop_settings(),
+        **choice.profile.crop_settings(getattr(det, "name", None)),
         "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
         "threads": threads or choice.profile.threads_for(dev.type),
         **config_overrides,
