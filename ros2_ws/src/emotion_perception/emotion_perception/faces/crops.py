@@ -32,7 +32,7 @@ def crop_face(rgb: np.ndarray, box: Box, margin: float = 0.25, square: bool = Tr
         raise ValueError(f"margin must be >= 0, got {margin}")
     values = (box.x, box.y, box.w, box.h, shift, angle)
     if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"box or shift has a non-finite value: {box}, shift {shift}")
+        raise ValueError(f"box, shift or angle has a non-finite value: {box}, shift {shift}, angle {angle}")
     w, h = max(box.w, 0.0), max(box.h, 0.0)
     if square:
         w = h = max(w, h)
