@@ -4,7 +4,7 @@ FER2013's faces were registered upright; a FER2013-class model reads a head tilt
 degrees (someone leaning on a wall, a camera mounted askew) as another expression (on the dev set
 a tilted neutral face at 60 px read "sad" in 43 of 56 frames; docs/accuracy.md). The eyes come from
 the 5-point landmark head of MTCNN's O-Net, run on the face box: its weights are in the
-facenet-pytorch wheel the lite profile already uses to follow faces (~1.7 ms a face on one CPU
+facenet-pytorch wheel the lite profile already uses to follow faces (~1.5-1.7 ms a face on one CPU
 thread of the shared dev VM: benchmarks/README.md).
 """
 from __future__ import annotations
