@@ -24,6 +24,7 @@ import time
 
 from engine_common import as_frames, astronaut_frames, environment, peak_rss_mb, summary_ms, video_frames
 
+from emotion_perception.cli import parse_settings
 from emotion_perception.engine import LatestFrameWorker
 from emotion_perception.pipeline import create_engine
 
@@ -111,6 +112,8 @@ def main() -> None:
                         help="torch and OpenCV threads (default: the profile's for CPU, as the CLI and node)")
     parser.add_argument("--load", type=int, default=0,
                         help="also measure beside N busy-looping processes (0: quiet machine only)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
+                        help="EngineConfig override, e.g. face_align=false (repeatable)")
     args = parser.parse_args()
 
     images = astronaut_frames(args.frames) if args.source == "astronaut" else video_frames(args.frames)
@@ -119,6 +122,7 @@ def main() -> None:
         args.profile, device="cpu", detector=args.detector, weights_dir=args.weights_dir,
         detect_max_side=args.detect_max_side, threads=args.threads,
         **({} if args.detect_interval is None else {"detect_interval_s": args.detect_interval}),
+        **parse_settings(args.settings),
     )
     for frame in frames[:10]:  # warm-up
         engine.process(frame)

@@ -131,7 +131,7 @@ def create_engine(
         "window": choice.profile.window,
         "scene_interval": choice.profile.scene_interval,
         "detect_interval_s": float((choice.profile.detector or {}).get("interval_s", 0.0)),
-        **choice.profile.crop_settings(),
+        **choice.profile.crop_settings(getattr(det, "name", None)),
         **choice.profile.engine,
         "precision": precision or choice.profile.engine.get("precision") or ("fp16" if dev.type == "cuda" else "fp32"),
         "threads": threads if threads is not None else choice.profile.threads_for(dev.type),

@@ -48,6 +48,12 @@ ENGINE_SETTINGS: tuple[Param, ...] = (
     Param("face_shift", None, "Move the crop centre down by this fraction of the box height", type="float",
           low=-1.0, high=1.0, unit="box heights", unset="the profile's crop.shift", engine_default=0.0,
           at_configure=True),
+    Param("face_align", None, "Turn each crop so that the eyes are level (roll from MTCNN's O-Net "
+          "landmarks, faces/align.py)", type="bool", unset="the profile's crop.align", engine_default=False,
+          at_configure=True),
+    Param("face_align_min_deg", None, "Turn a crop only when the head is tilted at least this much",
+          type="float", low=0.0, high=90.0, unit="degrees", unset="the profile's crop.align_min_deg",
+          engine_default=0.0, at_configure=True),
     Param("track_patience_s", 1.0, "Camera time a face may go undetected and keep its id (and window)",
           low=0.0, high=60.0, unit="s", at_configure=True),
     Param("track_memory_s", 3.0, "After that, a face back where it was within this time gets its id back",

@@ -18,6 +18,8 @@ face and scene) for every prediction. Here every frame is encoded once:
 """
 from __future__ import annotations
 
+import itertools
+import logging
 import math
 import threading
 import time
@@ -28,7 +30,9 @@ import cv2
 import numpy as np
 import torch
 
+from ..errors import WeightsMissingError
 from ..faces import FaceTracker, crop_face
+from ..faces.align import RollEstimator, crop_angle
 from ..faces.follow import FaceFollower
 from ..images import check_rgb
 from ..settings import ENGINE_SETTINGS
@@ -39,6 +43,8 @@ from .device import Staging, Streams, autocast, resolve_device
 from .smoothing import Smoother
 from .stats import LatencyStats
 from .threads import apply_threads
+
+log = logging.getLogger(__name__)
 
 STAGES = ("detect", "crop", "encode_face", "encode_scene", "head", "total")
 
@@ -143,6 +149,7 @@ class PerceptionEngine:
         self.buffers = WindowBuffers(self.config.window, self.device, streams, capacity=2 * cap)
         self._sources: dict[str, _Source] = {}
         self._smoother = Smoother(self.config.smoothing, self.config.smoothing_time_s, self.config.smoothing_margin)
+        self._roll = self._roll_estimator() if self.config.face_align else None
         self._cameras: list[str] = []  # sources in camera-index order
         self._latency = LatencyStats()
         self._frames = self._faces = self._dropped = self._searches = 0
@@ -259,9 +266,9 @@ class PerceptionEngine:
         # crops and scenes, resized straight into the (pinned) staging buffers
         if faces:
             face_pixels = self._face_staging.images(len(faces))
-            for j, (i, track) in enumerate(faces):
+            for j, ((i, track), angle) in enumerate(zip(faces, self._crop_angles(frames, faces))):
                 _resize_into(crop_face(frames[i].image, track.box, self.config.face_margin,
-                                               self.config.face_square, self.config.face_shift), face_pixels[j])
+                                               self.config.face_square, self.config.face_shift, angle), face_pixels[j])
         due = [i for i, s in enumerate(states) if self.uses_scene and s.frames % self.config.scene_interval == 0]
         if due:
             scene_pixels = self._scene_staging.images(len(due))
@@ -336,6 +343,24 @@ class PerceptionEngine:
                     )
                 )
         return results
+
+    def _roll_estimator(self) -> RollEstimator | None:
+        """O-Net for ``face_align``; without its weights (no facenet-pytorch) crops stay unturned, logged once."""
+        try:
+            return RollEstimator(str(self.device))
+        except WeightsMissingError as err:
+            log.warning("face_align is on but %s; face crops are not turned", err)
+            return None
+
+    def _crop_angles(self, frames: list[Frame], faces: list) -> list[float]:
+        """Per face, the turn that levels its eyes (``config.face_align``), else 0."""
+        if self._roll is None:
+            return [0.0] * len(faces)
+        angles = []
+        for i, group in itertools.groupby(faces, key=lambda face: face[0]):  # faces come frame by frame
+            rolls = self._roll.roll_degrees(frames[i].image, [track.box for _, track in group])
+            angles += [crop_angle(roll, self.config.face_align_min_deg) for roll in rolls]
+        return angles
 
     def _encode(self, encode, staging: Staging | None, n: int, stream, stage: str, marks: dict):
         """Upload n staged images, run ``encode`` on ``stream``; returns (features, done event)."""

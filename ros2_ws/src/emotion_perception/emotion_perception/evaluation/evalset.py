@@ -47,6 +47,7 @@ import numpy as np
 from ..images import ImageError
 from ..labels import CLASS_NAMES, NUM_CLASSES, class_id
 from ..types import Box, Frame
+from . import breakdown
 from .labels_file import LabelsError, non_negative_number
 from .metrics import scores_from_confusion
 from .plots import plot_confusion
@@ -281,12 +282,16 @@ class ItemScore:
     phantom_faces: int = 0
     confusion: dict[str, np.ndarray] = field(default_factory=lambda: {s: _empty_confusion() for s in LABEL_SETS})
     ids_per_appearance: list[int] = field(default_factory=list)  # videos: distinct ids per person-run
+    # the same counts split by face height: [size bin, truth, prediction] (evaluation/breakdown.py)
+    size_confusion: dict[str, np.ndarray] = field(
+        default_factory=lambda: {s: breakdown.empty_size_confusion(len(SCORE_CLASSES)) for s in LABEL_SETS})
 
     def add(self, other: "ItemScore") -> None:
         for name in ("frames", "labelled_frames", "phantom_frames", "phantom_faces"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for s in LABEL_SETS:
             self.confusion[s] += other.confusion[s]
+            self.size_confusion[s] += other.size_confusion[s]
         self.ids_per_appearance += other.ids_per_appearance
 
     def to_dict(self) -> dict:
@@ -306,6 +311,8 @@ class ItemScore:
             "ids_per_appearance": float(np.mean(ids)) if ids else None,
             "max_ids_per_appearance": max(ids, default=None),
             "appearances_with_one_id": (sum(n == 1 for n in ids) / len(ids)) if ids else None,
+            "by_face_height": {s: breakdown.size_rows(self.size_confusion[s], SCORE_CLASSES, MISSED) for s in LABEL_SETS},
+            "by_class": {s: breakdown.class_rows(self.confusion[s], SCORE_CLASSES) for s in LABEL_SETS},
         }
 
 
@@ -346,6 +353,7 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
     """Run ``item`` through ``engine`` (its tracks reset before and after) and count the outcome."""
     result = ItemScore(item.name, item.kind)
     ids: dict[str, dict[int, str | None]] = {}
+    samples = []  # (person, frame, face height or None, label set, truth, prediction)
     engine.reset()
     try:
         for index, frame in _frames(item, repeats):
@@ -363,10 +371,16 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
             for label in labels:
                 est = estimates[matched[label.person]] if label.person in matched else None
                 target_set = LABEL_SETS[0] if label.confident else LABEL_SETS[1]
-                result.confusion[target_set][label.class_id, MISSED if est is None else est.class_id] += 1
+                predicted = MISSED if est is None else est.class_id
+                result.confusion[target_set][label.class_id, predicted] += 1
                 ids.setdefault(label.person, {})[index] = None if est is None else str(est.face_id)
+                height = label.box.h if label.box is not None else (None if est is None else est.box.h)
+                samples.append((label.person, index, height, target_set, label.class_id, predicted))
     finally:
         engine.reset()
+    heights = breakdown.fill_missing_heights([s[:3] for s in samples])
+    for height, (_, _, _, target_set, truth, predicted) in zip(heights, samples):
+        result.size_confusion[target_set][breakdown.size_bin(height), truth, predicted] += 1
     if item.kind == "video":
         result.ids_per_appearance = _appearance_ids(ids)
     return result
@@ -458,6 +472,11 @@ def write_eval_set_report(result: EvalSetResult, out_dir: str | Path, title: str
     sections = [
         ("Scores (a missed face counts as wrong)", ("metric", "value"), _summary_rows(overall)),
         ("Per-class recall", ("class", *LABEL_SETS), recall),
+        ("Per class, with counts", ("class", "labels", "recall", "most often read as"),
+         breakdown.class_table(overall["by_class"])),
+        ("By face height (box height in pixels; a missed face counts in the bin of its nearest found box)",
+         ("face height", "labels", "accuracy", "faces found", "per class (correct/samples)"),
+         breakdown.size_table(overall["by_face_height"])),
         ("Per item", ("item", "kind", "WAR / UAR", "low-confidence WAR / UAR", "faces found", "phantom rate",
                       "ids per appearance"), [_item_row(i) for i in data["items"]]),
     ]

@@ -93,10 +93,15 @@ class _DenseStage(_Stage):
         for name, module in dense:
             self.add_module(name, module)
 
-    def forward(self, x):
+    def hidden(self, x):
+        """The last dense layer's output, which every head reads."""
         x = self.features(x).permute(0, 3, 2, 1).flatten(1)
         for name in self.dense:
             x = getattr(self, name)(x)
+        return x
+
+    def forward(self, x):
+        x = self.hidden(x)
         score_head, box_head = self.heads[:2]
         return getattr(self, box_head)(x), torch.softmax(getattr(self, score_head)(x), dim=1)[:, 1]
 
@@ -118,7 +123,8 @@ class RNet(_DenseStage):
 
 
 class ONet(_DenseStage):
-    """48 px output net: (N,3,48,48) -> regression (N,4), face prob (N,); its 5-landmark head is unused."""
+    """48 px output net: (N,3,48,48) -> regression (N,4), face prob (N,); ``landmarks`` reads its
+    5-point head (used by faces/align.py, not by detection)."""
 
     def __init__(self):
         conv1, prelu1 = _conv_prelu(3, 32, 3)
@@ -133,6 +139,12 @@ class ONet(_DenseStage):
             [("dense5", nn.Linear(1152, 256)), ("prelu5", nn.PReLU(256))],
             [("dense6_1", nn.Linear(256, 2)), ("dense6_2", nn.Linear(256, 4)), ("dense6_3", nn.Linear(256, 10))],
         )
+
+    def landmarks(self, x):
+        """(N,3,48,48) -> (N,5,2) points (x, y) as fractions of the crop's width and height: the eye,
+        other eye, nose tip, mouth corner, other mouth corner, each pair in image order (left first)."""
+        points = self.dense6_3(self.hidden(x))
+        return torch.stack([points[:, :5], points[:, 5:]], dim=2)
 
 
 def load_stage(stage: nn.Module, path: Path) -> nn.Module:

@@ -35,8 +35,10 @@ from .weights import (
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "model_profiles"
 
+BY_DETECTOR = "by_detector"  # crop: {by_detector: {mtcnn: {margin: ...}}}: crop keys for one detector
 # profile crop key -> EngineConfig field
-CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift"}
+CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift", "align": "face_align",
+                 "align_min_deg": "face_align_min_deg"}
 # EngineConfig fields a profile sets through keys of their own (window, crop, detector.interval_s,
 # threads per device) or never (the device); its ``engine`` section may set any other
 OWN_KEY_SETTINGS = {"window", "scene_interval", *CROP_SETTINGS.values(), "detect_interval_s", "threads", "device"}
@@ -137,9 +139,12 @@ class Profile:
                 raise ValueError(f"{path}: profile needs a {key!r}")
         if data["kind"] not in KINDS:
             raise ValueError(f"{path}: kind {data['kind']!r} is not one of {sorted(KINDS)}")
-        unknown_crop = set(data.get("crop") or {}) - set(CROP_SETTINGS)
-        if unknown_crop:
-            raise ValueError(f"{path}: unknown crop keys {sorted(unknown_crop)}; use {', '.join(CROP_SETTINGS)}")
+        crop = data.get("crop") or {}
+        for where, keys in (("crop", set(crop) - {BY_DETECTOR}),
+                            *((f"crop.{BY_DETECTOR}.{d}", set(v or {})) for d, v in (crop.get(BY_DETECTOR) or {}).items())):
+            unknown_crop = keys - set(CROP_SETTINGS)
+            if unknown_crop:
+                raise ValueError(f"{path}: unknown {where} keys {sorted(unknown_crop)}; use {', '.join(CROP_SETTINGS)}")
         engine = data.get("engine") or {}
         allowed = {p.name: p for p in ENGINE_SETTINGS if p.name not in OWN_KEY_SETTINGS}
         unknown_engine = set(engine) - set(allowed)
@@ -152,9 +157,12 @@ class Profile:
             data["devices"] = tuple(data["devices"])
         return cls(path=path, **data)
 
-    def crop_settings(self) -> dict:
-        """The profile's crop geometry as EngineConfig fields (face_margin, face_square, face_shift)."""
-        return {CROP_SETTINGS[k]: v for k, v in (self.crop or {}).items()}
+    def crop_settings(self, detector: str | None = None) -> dict:
+        """The profile's crop geometry as EngineConfig fields (face_margin, face_square, ...), with
+        ``crop.by_detector[detector]``'s values over the others (detectors box faces differently)."""
+        crop = dict(self.crop or {})
+        crop.update((crop.pop(BY_DETECTOR, None) or {}).get(detector) or {})
+        return {CROP_SETTINGS[k]: v for k, v in crop.items()}
 
     def threads_for(self, device: str) -> int:
         """Default CPU thread count on ``device`` (cpu, cuda:0, ...); 0 = torch's and OpenCV's own."""
