@@ -56,6 +56,20 @@ def _add_setting_options(p: argparse.ArgumentParser) -> None:
                         "min_hits=3, smoothing=none); repeatable")
 
 
+def _add_context_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--context-config", type=Path, default=None, metavar="PARAMS_YAML",
+                   help="\"what the LLM hears\": the LLM bridge's parameters file whose context: block to replay "
+                        "the estimates with (default: the node's defaults, config/llm_bridge.yaml)")
+    p.add_argument("--context-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one context setting, e.g. smoothing_s=0.5, min_confidence=0.3; repeatable")
+
+
+def _context_config(args):
+    from .evaluation.context_eval import load_context_config
+
+    return load_context_config(args.context_config, args.context_set)
+
+
 def parse_settings(pairs: list[str]) -> dict:
     """``["face_margin=0.1", ...]`` -> EngineConfig overrides, each converted to its field's type."""
     from dataclasses import fields
@@ -149,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-topic", default="/emotions", help="results bag: EmotionStateArray topic")
     p.add_argument("--image-topic", default=None, help="results bag: image topic (default: its only one)")
     p.add_argument("--out", type=Path, default=None, help="report directory (default: <results dir>/report)")
+    _add_context_options(p)
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when the labels cannot fit the run (ranges after the last frame, "
                         "frame numbers read as seconds, a face_id the run never produced); without it these "
@@ -170,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_engine_options(p)
     _add_setting_options(p)
+    _add_context_options(p)
 
     p = sub.add_parser("demo", help="the main job: record, run and score a built-in clip (offline, CPU, no ROS)",
                        description="Build a short recording from scikit-image's astronaut photo (pan/zoom over a "
@@ -259,8 +275,9 @@ def cmd_eval(args) -> int:
     from .evaluation import jobs
 
     out = args.out or args.results.parent / "report"
+    context = _context_config(args)
     ev, paths = jobs.evaluate_results(args.results, out, args.labels, args.units, args.label_topic,
-                                      args.results_topic, args.image_topic)
+                                      args.results_topic, args.image_topic, context=context)
     _print_scores(ev)
     print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name} and PNG plots)")
     for warning in ev.warnings:
@@ -284,17 +301,20 @@ def _print_scores(ev) -> None:
 
 
 def cmd_eval_set(args) -> int:
-    from .evaluation import evalset
+    from .evaluation import context_eval, evalset
 
     items = evalset.load_eval_set(args.directory)  # bad labels fail before the model loads
+    context = _context_config(args)
     for folder in args.named_images:
         items += evalset.named_image_items(folder)
     engine, info = _engine(args, min_face_score=args.min_face_score, **parse_settings(args.settings))
     info.update(detector=getattr(engine.detector, "name", type(engine.detector).__name__),
                 settings=" ".join(args.settings) or "profile defaults", data=str(args.directory))
-    result = evalset.run_eval_set(engine, items, progress=not args.no_progress)
+    result = evalset.run_eval_set(engine, items, progress=not args.no_progress, context=context)
     paths = evalset.write_eval_set_report(result, args.out, f"Accuracy on {args.directory}", info)
-    print(evalset.summary_line(result.overall.to_dict()))
+    overall = result.overall.to_dict()
+    print(evalset.summary_line(overall))
+    print("what the LLM hears: " + "; ".join(f"{k} {v}" for k, v in context_eval.summary_rows(overall)[:2]))
     print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name})")
     return 0
 

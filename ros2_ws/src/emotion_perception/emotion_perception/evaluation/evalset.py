@@ -7,8 +7,10 @@ This is the project's format for labelled data (``../shared/data/eval`` is one s
     DIR/images/labels.csv                    file,face_id,x,y,w,h,label,confidence,note
 
 Frames are 0-based in OpenCV decode order; ranges are half-open. ``face_hint`` names the person
-by position when a video shows several (``left`` / ``right`` from the viewer's side, first word
-counts: "left (woman)"); any other hint means the video's only labelled person. Image boxes are
+by position when a video shows several, from the viewer's side, by its first word: ``left``,
+``centre`` (or ``center``), ``right`` ("left (woman)"), or an ordinal from the left (``1``, ``2``,
+``3``, ... for groups of any size; "2 (man in red)"); positions and ordinals do not mix in one
+video. Any other hint means the video's only labelled person. Image boxes are
 pixels of the file; a face with confidence ``low`` is scored with the low-confidence labels.
 Unlisted frames and faces are not scored. Labels: happy, sad, neutral, angry, surprise, disgust,
 fear (aliases as in ``labels.class_id``).
@@ -46,7 +48,9 @@ import numpy as np
 
 from ..images import ImageError
 from ..labels import CLASS_NAMES, NUM_CLASSES, class_id
+from ..llm.context import ContextConfig
 from ..types import Box, Frame
+from . import context_eval
 from .labels_file import LabelsError, non_negative_number
 from .metrics import scores_from_confusion
 from .plots import plot_confusion
@@ -57,7 +61,9 @@ NO_FACE = "no face"
 SCORE_CLASSES = (*CLASS_NAMES, NO_FACE)  # confusion columns: a missed face is predicted "no face"
 MISSED = NUM_CLASSES
 LABEL_SETS = ("confident", "lowconf")
-POSITIONS = ("left", "right")  # face_hint order, from the viewer's side
+POSITIONS = ("left", "centre", "right")  # face_hint order, from the viewer's side
+HINT_HELP = ("with several labelled faces every face_hint must start with left, centre (or center), right, "
+             "or an ordinal from the left (1, 2, 3, ...), as the viewer sees them")
 ONLY = "only"
 LARGEST = "largest"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -68,7 +74,7 @@ STILL_FPS = 30.0  # spacing of the repeated frames of a photo
 
 @dataclass(frozen=True)
 class FaceLabel:
-    person: str  # "left" / "right" / "only" (videos), the face_id (images), "largest" (named images)
+    person: str  # "left" / "centre" / "right" / "1", "2", ... / "only" (videos), the face_id (images), "largest" (named images)
     class_id: int
     confident: bool = True
     box: Box | None = None  # images: where the face is
@@ -119,9 +125,24 @@ def _int(text: str, what: str, where: str) -> int:
 
 
 def person_from_hint(hint: str) -> str:
-    """``left`` / ``right`` from a face_hint's first word; anything else is the only person."""
-    words = re.findall(r"[a-z]+", hint.lower())
-    return words[0] if words and words[0] in POSITIONS else ONLY
+    """``left`` / ``centre`` / ``right`` / an ordinal ("2") from a face_hint's first word; anything
+    else is the only person."""
+    words = re.findall(r"[a-z]+|[0-9]+", hint.lower())
+    word = "centre" if words and words[0] == "center" else words[0] if words else ""
+    if word.isdigit():
+        return str(int(word)) if int(word) > 0 else ONLY
+    return word if word in POSITIONS else ONLY
+
+
+def _people_in_order(people: set[str], video: Path) -> tuple[str, ...]:
+    """The labelled people of a video, left to right; LabelsError for hints that do not say who."""
+    if len(people) == 1:
+        return tuple(people)
+    ordinals = sorted((p for p in people if p.isdigit()), key=int)
+    if ONLY in people or (ordinals and len(ordinals) != len(people)):
+        raise LabelsError(f"{video}: {HINT_HELP}; positions and ordinals do not mix in one video "
+                          f"(found: {', '.join(sorted(people))})")
+    return tuple(ordinals) if ordinals else tuple(p for p in POSITIONS if p in people)
 
 
 def load_video_item(video: Path) -> EvalItem | None:
@@ -145,11 +166,10 @@ def load_video_item(video: Path) -> EvalItem | None:
             people.add(label.person)
     if not labels:
         return None
-    if ONLY in people and len(people) > 1:
-        raise LabelsError(f"{video}: with several labelled faces every face_hint must start with left or right")
+    order = _people_in_order(people, video)
     if not video.is_file():
         raise LabelsError(f"labels for {video.name} but no video file {video}")
-    return EvalItem(video.name, "video", video, labels, tuple(p for p in (*POSITIONS, ONLY) if p in people))
+    return EvalItem(video.name, "video", video, labels, order)
 
 
 def load_image_items(labels_csv: Path) -> list[EvalItem]:
@@ -281,6 +301,8 @@ class ItemScore:
     phantom_faces: int = 0
     confusion: dict[str, np.ndarray] = field(default_factory=lambda: {s: _empty_confusion() for s in LABEL_SETS})
     ids_per_appearance: list[int] = field(default_factory=list)  # videos: distinct ids per person-run
+    context: context_eval.ContextScore = field(default_factory=context_eval.ContextScore)  # what the LLM hears
+    context_frames: list[context_eval.ReplayFrame] = field(default_factory=list, repr=False)  # to replay again
 
     def add(self, other: "ItemScore") -> None:
         for name in ("frames", "labelled_frames", "phantom_frames", "phantom_faces"):
@@ -288,6 +310,7 @@ class ItemScore:
         for s in LABEL_SETS:
             self.confusion[s] += other.confusion[s]
         self.ids_per_appearance += other.ids_per_appearance
+        self.context.add(other.context)
 
     def to_dict(self) -> dict:
         ids = [n for n in self.ids_per_appearance if n > 0]
@@ -306,6 +329,7 @@ class ItemScore:
             "ids_per_appearance": float(np.mean(ids)) if ids else None,
             "max_ids_per_appearance": max(ids, default=None),
             "appearances_with_one_id": (sum(n == 1 for n in ids) / len(ids)) if ids else None,
+            **self.context.to_dict(),
         }
 
 
@@ -342,8 +366,10 @@ def frame_count(item: EvalItem, repeats: int) -> int:
     return len(VideoSource(item.path)) if item.kind == "video" else repeats
 
 
-def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemScore:
-    """Run ``item`` through ``engine`` (its tracks reset before and after) and count the outcome."""
+def score_item(engine, item: EvalItem, repeats: int = 1, progress=None,
+               context: ContextConfig | None = None) -> ItemScore:
+    """Run ``item`` through ``engine`` (its tracks reset before and after) and count the outcome;
+    then replay its estimates through the LLM bridge's context tracker (``context`` config)."""
     result = ItemScore(item.name, item.kind)
     ids: dict[str, dict[int, str | None]] = {}
     engine.reset()
@@ -353,6 +379,8 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
             result.frames += 1
             if progress is not None:
                 progress.update(1)
+            replayed = context_eval.ReplayFrame(frame.stamp_ns, estimates, index=result.frames - 1)
+            result.context_frames.append(replayed)
             labels = item.labels.get(index) if index is not None else None
             if not labels:
                 continue
@@ -365,10 +393,14 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
                 target_set = LABEL_SETS[0] if label.confident else LABEL_SETS[1]
                 result.confusion[target_set][label.class_id, MISSED if est is None else est.class_id] += 1
                 ids.setdefault(label.person, {})[index] = None if est is None else str(est.face_id)
+                replayed.labels[label.person] = label.class_id
+                if est is not None:
+                    replayed.subjects[label.person] = str(est.subject_id)
     finally:
         engine.reset()
     if item.kind == "video":
         result.ids_per_appearance = _appearance_ids(ids)
+    result.context = context_eval.replay(result.context_frames, context or ContextConfig(), item.kind == "video")
     return result
 
 
@@ -382,8 +414,10 @@ class EvalSetResult:
                 "class_order": list(SCORE_CLASSES)}
 
 
-def run_eval_set(engine, items: list[EvalItem], progress: bool = True) -> EvalSetResult:
-    """Score every item with one engine; a progress bar over all frames when ``progress``."""
+def run_eval_set(engine, items: list[EvalItem], progress: bool = True,
+                 context: ContextConfig | None = None) -> EvalSetResult:
+    """Score every item with one engine; a progress bar over all frames when ``progress``;
+    ``context``: the LLM bridge's context configuration for "what the LLM hears" (the node's defaults)."""
     repeats = max(1, int(getattr(engine.config, "min_hits", 1)))
     bar = None
     if progress:
@@ -395,7 +429,7 @@ def run_eval_set(engine, items: list[EvalItem], progress: bool = True) -> EvalSe
     scores = []
     try:
         for item in items:
-            scored = score_item(engine, item, repeats, bar)
+            scored = score_item(engine, item, repeats, bar, context)
             scores.append(scored)
             overall.add(scored)
     finally:
@@ -450,6 +484,11 @@ def write_eval_set_report(result: EvalSetResult, out_dir: str | Path, title: str
                                            f"{s} labels (rows: truth; 'no face' = missed)")
         for s in LABEL_SETS if overall[s] is not None
     }
+    paths.update({
+        f"what the LLM hears: {item.name}": context_eval.plot_context_timeline(
+            item.context, out / f"context_{n}.png", f"{item.name}: the context sentence against the labels")
+        for n, item in enumerate(result.items) if item.kind == "video" and item.context.timeline
+    })
     data["plots"] = {k: p.name for k, p in paths.items()}
     paths["json"] = out / "report.json"
     paths["json"].write_text(json.dumps(data, indent=2) + "\n")
@@ -460,6 +499,12 @@ def write_eval_set_report(result: EvalSetResult, out_dir: str | Path, title: str
         ("Per-class recall", ("class", *LABEL_SETS), recall),
         ("Per item", ("item", "kind", "WAR / UAR", "low-confidence WAR / UAR", "faces found", "phantom rate",
                       "ids per appearance"), [_item_row(i) for i in data["items"]]),
+        ("What the LLM hears (the context sentence, all labels)", ("metric", "value"),
+         [("per-frame accuracy of the same samples (WAR, all labels)", _pct(overall["all_labels"]["war"])),
+          *context_eval.summary_rows(overall)]),
+        ("What the LLM hears, per item", ("item", "context accuracy", "per-frame WAR", "uncertain", "head count",
+                                          "delay median / p90 s", "wrong s (episodes)"),
+         [context_eval.item_row(i) for i in data["items"]]),
     ]
     context = [(str(k), str(v)) for k, v in (info or {}).items()]
     paths.update(write_pages(out, title, context, sections, paths))

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import CLASS_NAMES
+from .context_eval import plot_context_timeline
+from .context_eval import summary_rows as context_summary_rows
 from .plots import plot_confusion
 from .scoring import Evaluation
 
@@ -120,6 +122,9 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
         "timeline": plot_timeline(ev, out / "timeline.png"),
         "latency": plot_latency(ev, out / "latency.png"),
     }
+    if ev.context is not None and ev.context.timeline:
+        paths["what the LLM hears"] = plot_context_timeline(ev.context, out / "context.png",
+                                                            "the context sentence against the labels")
     data = {**ev.to_dict(), "run": extra or {}, "plots": {k: p.name for k, p in paths.items()}}
     paths["json"] = out / "report.json"
     paths["json"].write_text(json.dumps(data, indent=2) + "\n")
@@ -129,6 +134,8 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
     context += [("results", str(data["source"])), ("labels", str(data["labels"]))]
     sections = [("Warnings", ("labels that cannot fit the run",), [(w,) for w in ev.warnings])] if ev.warnings else []
     sections += [("Scores", ("metric", "value"), _rows(data)), ("Per-class recall", ("class", "recall"), recall)]
+    if ev.context is not None:
+        sections.append(("What the LLM hears (the context sentence)", ("metric", "value"), context_summary_rows(data)))
     paths.update(write_pages(out, title, context, sections, paths))
     return paths
 
