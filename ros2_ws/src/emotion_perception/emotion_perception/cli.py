@@ -4,6 +4,7 @@
     emotion-perception run INPUT --out DIR              bag / video / camera -> results bag + JSON-lines
     emotion-perception eval RESULTS --labels CSV --out DIR   score against labels -> report
     emotion-perception eval-set DIR [--profile P]      score on a labelled set of real faces -> report
+    emotion-perception calibrate DIR [--profile P]     fit the profile's temperature on a labelled set
     emotion-perception demo [--out runs/demo]           all of the above on a built-in clip
 
 Every failure the user can fix (missing topic, damaged bag, bad labels, missing weights) ends
@@ -187,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_options(p)
     _add_context_options(p)
 
+    p = sub.add_parser("calibrate", help="fit a profile's probability temperature on a labelled set of real faces",
+                       description="Run the engine (temperature 1) over every labelled video and photo of DIR "
+                                   "(the eval-set format), fit the temperature that makes the published class "
+                                   "probabilities calibrated (least negative log-likelihood of the labelled "
+                                   "classes) and print the expected calibration error before and after; with "
+                                   "--write, store it as calibration.temperature in the profile's YAML file.")
+    p.add_argument("directory", type=Path, help="the labelled folder (e.g. ../shared/data/eval)")
+    p.add_argument("--named-images", type=Path, action="append", default=[],
+                   help="also use the photos of this folder, labelled by file name (repeatable)")
+    p.add_argument("--write", action="store_true", help="write the temperature into the profile's YAML file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_engine_options(p)
+    _add_setting_options(p)
+
     p = sub.add_parser("demo", help="the main job: record, run and score a built-in clip (offline, CPU, no ROS)",
                        description="Build a short recording from scikit-image's astronaut photo (pan/zoom over a "
                                    "smiling face, then frames without a face), write it as a bag, run the best "
@@ -319,6 +334,29 @@ def cmd_eval_set(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    import json
+
+    from .evaluation import calibration, evalset
+    from .models.registry import get_profile
+
+    items = evalset.load_eval_set(args.directory)
+    for folder in args.named_images:
+        items += evalset.named_image_items(folder)
+    settings = {**parse_settings(args.settings), "temperature": 1.0}  # fit on the model's own probabilities
+    engine, info = _engine(args, min_face_score=args.min_face_score, **settings)
+    result = evalset.run_eval_set(engine, items, progress=not args.no_progress)
+    report = calibration.calibration_report(*calibration.labelled_probabilities(result.items))
+    print(json.dumps({"profile": info["profile"], "data": str(args.directory), **report}, indent=1))
+    if args.write:
+        profile = get_profile(info["profile"])
+        note = (f"fitted by `emotion-perception calibrate` on {args.directory} ({report['samples']} labelled faces, "
+                f"{time.strftime('%Y-%m-%d')}): ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f}")
+        calibration.write_profile_temperature(profile.path, report["temperature"], note)
+        print(f"wrote calibration.temperature {report['temperature']:.3f} to {profile.path}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .evaluation import demo, jobs
 
@@ -346,7 +384,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "eval-set": cmd_eval_set, "demo": cmd_demo}
+COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "eval-set": cmd_eval_set,
+            "calibrate": cmd_calibrate, "demo": cmd_demo}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -132,6 +132,7 @@ def create_engine(
         **choice.profile.crop_settings(),
         "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
         "threads": threads or choice.profile.threads_for(dev.type),
+        "temperature": float((choice.profile.calibration or {}).get("temperature", 1.0)),
         **config_overrides,
         "device": str(dev),
     }

@@ -142,6 +142,7 @@ class Profile:
     test_only: bool = False  # tiny random-weight profiles: never chosen by `auto`
     devices: tuple = ()  # device types it is fast enough on (cpu, cuda, mps); empty = any
     threads: dict = field(default_factory=dict)  # device type -> CPU threads (engine/threads.py); absent = 0
+    calibration: dict = field(default_factory=dict)  # temperature (+ how it was fitted); absent = 1
     path: Path | None = None
 
     @classmethod
