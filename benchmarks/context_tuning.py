@@ -13,7 +13,10 @@ one label per person and so no labelled change of emotion:
   clip's own labels (the SAD/DIS/FEA labels are the low-confidence set: raters disagreed).
 
 Dev-set numbers (accuracy, uncertain share, head count, wrong episodes per minute on the steady
-clips) come from the dev items only, delays from the change sequences only.
+clips) come from the dev items only, delays from the change sequences only: ``delay_s`` over all
+17 changes (a change never named counts as infinitely late), ``delay_seen_s`` over the changes
+that the published estimates themselves name at some point (no context setting can name the
+others); the targets in ``meets`` use ``delay_seen_s``.
 
     PYTHONPATH=ros2_ws/src/emotion_perception .venv/bin/python benchmarks/context_tuning.py --weights-dir /tmp/w
     ... benchmarks/context_tuning.py --weights-dir /tmp/empty      # nothing fetched (MTCNN)
@@ -41,8 +44,10 @@ from emotion_perception.pipeline import create_engine
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BEFORE = ContextConfig(smoothing_s=1.0, switch_margin=0.15, switch_hold_s=0.5, min_confidence=0.4, max_people=1)
+# the context with nothing of its own: every published estimate told as it is
+PER_FRAME = ContextConfig(smoothing_s=0.0, switch_margin=0.0, switch_hold_s=0.0, min_confidence=0.0)
 GRID = dict(smoothing_s=(0.0, 0.15, 0.3, 0.5, 1.0), switch_margin=(0.0, 0.05, 0.1, 0.15),
-            switch_hold_s=(0.0, 0.2, 0.5), min_confidence=(0.15, 0.25, 0.3, 0.4))
+            switch_hold_s=(0.0, 0.2, 0.35, 0.5), min_confidence=(0.15, 0.25, 0.3, 0.35, 0.4))
 SPLICE_FPS = 15.0
 LONDON = ("002", "037", "064", "103", "107", "130")
 CREMAD = ("NEU", "SAD", "NEU", "DIS", "NEU", "FEA")
@@ -123,14 +128,22 @@ def record(args, items) -> tuple[list, dict]:
     return runs, info
 
 
-def score(runs, config: ContextConfig, splices: set[str]) -> dict:
+def _percentiles(delays: list[float]) -> dict:
+    """median / p90 as ContextScore reports them (a change never named is infinitely late)."""
+    return context_eval.ContextScore(delays=delays).to_dict()["context_delay_s"]
+
+
+def score(runs, config: ContextConfig, splices: set[str], seen: set | None = None) -> dict:
+    """Dev-set and change-sequence numbers of one context config; ``seen``: the (item, person,
+    seconds) changes that the published estimates themselves name (PER_FRAME), for ``delay_seen_s``."""
     dev, changes, steady_wrong, steady_s = context_eval.ContextScore(), context_eval.ContextScore(), 0, 0.0
-    per_item = {}
+    per_item, seen_delays = {}, []
     for name, kind, frames, _ in runs:
         s = context_eval.replay(frames, config, kind == "video")
         per_item[name] = s.to_dict()["context_accuracy"]
         if name in splices:
             changes.add(s)
+            seen_delays += [d for d, (person, t) in zip(s.delays, s.changes) if seen is None or (name, person, t) in seen]
             continue
         dev.add(s)
         if kind == "video":
@@ -140,12 +153,23 @@ def score(runs, config: ContextConfig, splices: set[str]) -> dict:
     return {"context_accuracy": d["context_accuracy"], "uncertain_share": d["uncertain_share"],
             "count_accuracy": d["count_accuracy"], "wrong_episodes_per_min_steady":
             steady_wrong / (steady_s / 60) if steady_s else None, "context_wrong_s": d["context_wrong_s"],
-            "delay_s": c["context_delay_s"], "splice_context_accuracy": c["context_accuracy"],
+            "delay_s": c["context_delay_s"], "delay_seen_s": _percentiles(seen_delays),
+            "splice_context_accuracy": c["context_accuracy"],
             "splice_uncertain_share": c["uncertain_share"], "per_item": per_item}
 
 
+def named_changes(runs, splices: set[str]) -> set:
+    """The changes the published estimates name at all (the context cannot name the others)."""
+    out = set()
+    for name, kind, frames, _ in runs:
+        if name in splices:
+            s = context_eval.replay(frames, PER_FRAME, kind == "video")
+            out |= {(name, person, t) for d, (person, t) in zip(s.delays, s.changes) if np.isfinite(d)}
+    return out
+
+
 def meets(s: dict, per_frame: float) -> dict:
-    delay = s["delay_s"]
+    delay = s["delay_seen_s"]
     return {
         "no_loss": s["context_accuracy"] >= per_frame,
         "uncertain_le_5pct": s["uncertain_share"] <= 0.05,
@@ -178,15 +202,19 @@ def main() -> int:
     correct = sum(r[3]["war"] * r[3]["samples"] for r in dev_runs if r[3])
     samples = sum(r[3]["samples"] for r in dev_runs if r[3])
     per_frame = correct / samples
+    seen = named_changes(runs, splices)
     grid = []
     for values in itertools.product(*GRID.values()):
         cfg = replace(ContextConfig(), **dict(zip(GRID, values)))
-        s = score(runs, cfg, splices)
+        s = score(runs, cfg, splices, seen)
         s.pop("per_item")
         grid.append({**dict(zip(GRID, values)), **s, "meets": meets(s, per_frame)})
-    before, after = score(runs, BEFORE, splices), score(runs, ContextConfig(), splices)
+    before, after = score(runs, BEFORE, splices, seen), score(runs, ContextConfig(), splices, seen)
+    told = score(runs, PER_FRAME, splices, seen)
     print(json.dumps({
         "run": info, "per_frame_accuracy_dev": per_frame, "dev_samples": samples,
+        "changes_named_by_the_estimates": len(seen),
+        "per_frame_context": {"config": asdict(PER_FRAME), **told},
         "before": {"config": asdict(BEFORE), **before, "meets": meets(before, per_frame)},
         "after": {"config": {k: getattr(ContextConfig(), k) for k in GRID}, **after, "meets": meets(after, per_frame)},
         "grid": grid,

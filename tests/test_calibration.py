@@ -57,3 +57,32 @@ def test_write_profile_temperature_replaces_only_the_calibration_block(tmp_path)
 def test_engine_temperature_must_be_positive():
     with pytest.raises(ValueError, match="temperature must be > 0"):
         EngineConfig(temperature=0)
+
+
+def test_the_lite_profile_temperature_reaches_the_engine_and_calibrate_fits_one(tmp_path, astronaut, capsys):
+    pytest.importorskip("fer")
+    import json
+
+    import cv2
+
+    from emotion_perception.cli import main
+    from emotion_perception.models.registry import get_profile
+    from emotion_perception.pipeline import create_engine
+
+    temperature = get_profile("lite-fer2013").calibration["temperature"]
+    assert 0 < temperature != 1.0
+    engine, _ = create_engine("lite-fer2013", device="cpu", detector="opencv")
+    assert engine.config.temperature == temperature
+    engine, _ = create_engine("lite-fer2013", device="cpu", detector="opencv", temperature=1.0)
+    assert engine.config.temperature == 1.0  # --set temperature=1 turns it off
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "set" / "images" / "astronaut.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    (tmp_path / "set" / "images" / "labels.csv").write_text(
+        "file,face_id,x,y,w,h,label,confidence,note\nastronaut.png,0,170,40,120,140,happy,high,\n")
+    assert main(["calibrate", str(tmp_path / "set"), "--profile", "lite-fer2013", "--device", "cpu",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{"):])
+    # one right answer: the best temperature makes it as sure as allowed (the grid's sharp end)
+    assert report["samples"] == 1 and report["accuracy"] == 1.0 and report["temperature"] == pytest.approx(0.05)
+    assert report["ece_after"] < report["ece_before"]

@@ -345,13 +345,16 @@ def cmd_calibrate(args) -> int:
         items += evalset.named_image_items(folder)
     settings = {**parse_settings(args.settings), "temperature": 1.0}  # fit on the model's own probabilities
     engine, info = _engine(args, min_face_score=args.min_face_score, **settings)
+    info["detector"] = getattr(engine.detector, "name", type(engine.detector).__name__)
     result = evalset.run_eval_set(engine, items, progress=not args.no_progress)
     report = calibration.calibration_report(*calibration.labelled_probabilities(result.items))
     print(json.dumps({"profile": info["profile"], "data": str(args.directory), **report}, indent=1))
     if args.write:
         profile = get_profile(info["profile"])
-        note = (f"fitted by `emotion-perception calibrate` on {args.directory} ({report['samples']} labelled faces, "
-                f"{time.strftime('%Y-%m-%d')}): ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f}")
+        data = " + ".join(str(d) for d in (args.directory, *args.named_images))
+        note = (f"fitted by `emotion-perception calibrate` on {data}, detector {info['detector']} "
+                f"({report['samples']} labelled faces, {time.strftime('%Y-%m-%d')}): "
+                f"ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f}")
         calibration.write_profile_temperature(profile.path, report["temperature"], note)
         print(f"wrote calibration.temperature {report['temperature']:.3f} to {profile.path}")
     return 0

@@ -62,6 +62,7 @@ class ContextScore:
     wrong_episodes: int = 0
     labelled_s: float = 0.0
     delays: list[float] = field(default_factory=list)  # math.inf: never named
+    changes: list[tuple[str, float]] = field(default_factory=list)  # (person, seconds) of each delay
     # per labelled sample: (seconds since the first frame, person, label, context code)
     timeline: list[tuple[float, str, int, int]] = field(default_factory=list)
 
@@ -70,6 +71,7 @@ class ContextScore:
                   "labelled_s"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
         self.delays += other.delays
+        self.changes += other.changes
 
     def to_dict(self) -> dict:
         delays = np.array(self.delays, float)
@@ -138,14 +140,17 @@ def replay(frames: list[ReplayFrame], config: ContextConfig, onsets: bool = True
             score.timeline.append((t, person, label, code))
             if person in pending and pending[person][0] != label:  # the label moved on before being named
                 score.delays.append(math.inf)
-                del pending[person]
+                score.changes.append((person, pending.pop(person)[1]))
             changed = previous[person] != label if person in previous else onsets and frame.index > 0
             previous[person] = label
             if changed:
                 pending[person] = (label, t)
             if person in pending and code == label:
-                score.delays.append(t - pending.pop(person)[1])
+                since = pending.pop(person)[1]
+                score.delays.append(t - since)
+                score.changes.append((person, since))
     score.delays += [math.inf] * len(pending)
+    score.changes += [(person, since) for person, (_, since) in pending.items()]
     return score
 
 
