@@ -33,7 +33,8 @@ Template fields (``str.format``), for ``template``, ``uncertain_template``, ``sc
   {person}      "Person 2" for person id ``person_2`` (any id ending in a number), the id itself
                 otherwise; "someone" without a person id
   {position}    where the person is, from the camera's view: "in front of you" alone; "on the left",
-                "in the middle", "on the right" among up to 3; "2nd from the left" among more
+                "in the middle", "on the right" among up to 3; "2nd from the left" among more; with
+                faces on several cameras (``frame_id``) "on camera X" (+ ", on the left" among several there)
   {others}      ``others_template`` listing the other visible people (up to ``max_people`` in all,
                 nearest first, told left to right), or "" when nobody else is described
   {back}        ``back_template`` for ``back_note_s`` after the addressee came back, else ""
@@ -178,6 +179,7 @@ class _SubjectState:
     reported: int
     face_id: str
     person_id: str
+    frame_id: str  # the camera; positions compare boxes of one camera only
     challenger: int = -1
     challenger_since_ns: int = 0
     # timeline: (interval start ns, dominant class, seconds seen) per finished interval
@@ -216,7 +218,7 @@ class EmotionContextTracker:
         state = self._subjects.get(subject)
         if state is None or stamp < state.last_ns:  # new subject, or time went backwards (bag loop)
             self._subjects[subject] = _SubjectState(p, pol, est.box, stamp, int(np.argmax(p)), str(est.face_id),
-                                                    str(est.person_id), interval_start_ns=stamp)
+                                                    str(est.person_id), est.frame_id, interval_start_ns=stamp)
             self._subjects.move_to_end(subject)
             return
         self._subjects.move_to_end(subject)
@@ -237,7 +239,7 @@ class EmotionContextTracker:
             if stamp - state.interval_start_ns >= self.config.history_interval_s * 1e9:
                 self._close_interval(state)
                 state.interval_start_ns = stamp
-        state.box, state.last_ns, state.face_id = est.box, stamp, str(est.face_id)
+        state.box, state.last_ns, state.face_id, state.frame_id = est.box, stamp, str(est.face_id), est.frame_id
 
     @staticmethod
     def _close_interval(state: _SubjectState) -> None:
@@ -301,11 +303,11 @@ class EmotionContextTracker:
             self._addressee = self._choose(visible)
             state = self._subjects[self._addressee]
             count = len(visible)
-            rank = {k: r for r, k in enumerate(sorted(visible, key=lambda k: (self._subjects[k].box.center[0], k)))}
+            place = self._positions(visible)
             nearest = sorted((k for k in visible if k != self._addressee),
                              key=lambda k: (-self._subjects[k].box.area, k))[: cfg.max_people - 1]
-            described = [self._describe(self._addressee, rank, count)]
-            described += sorted((self._describe(k, rank, count) for k in nearest), key=lambda p: rank[p.subject_id])
+            described = [self._describe(self._addressee, place)]
+            described += sorted((self._describe(k, place) for k in nearest), key=lambda p: place[p.subject_id])
             me = described[0]
             probs = state.probabilities.astype(np.float32)
             polarity = "unknown" if state.polarity is None else POLARITIES[int(np.argmax(state.polarity))]
@@ -332,11 +334,29 @@ class EmotionContextTracker:
             return EmotionContext(sentence, me.state, count, state.face_id, me.class_name, me.confidence, polarity,
                                   state.person_id, tuple(described))
 
-    def _describe(self, subject: str, rank: dict[str, int], count: int) -> PersonContext:
+    def _positions(self, visible: list[str]) -> dict[str, tuple[str, int, str]]:
+        """subject -> (camera, rank from the left, position words). Boxes of different cameras
+        (``frame_id``) are not compared: with several, the camera is named."""
+        cameras: dict[str, list[str]] = {}
+        for k in visible:
+            cameras.setdefault(self._subjects[k].frame_id, []).append(k)
+        out = {}
+        for camera, subjects in sorted(cameras.items()):
+            subjects.sort(key=lambda k: (self._subjects[k].box.center[0], k))
+            for rank, k in enumerate(subjects):
+                if len(cameras) == 1:
+                    words = position_word(rank, len(subjects))
+                else:
+                    words = f"on camera {camera or '?'}" + ("" if len(subjects) == 1 else
+                                                            f", {position_word(rank, len(subjects))}")
+                out[k] = (camera, rank, words)
+        return out
+
+    def _describe(self, subject: str, place: dict[str, tuple[str, int, str]]) -> PersonContext:
         state = self._subjects[subject]
         name = CLASS_NAMES[state.reported]
         confidence = float(np.float32(state.probabilities[state.reported]))
-        return PersonContext(subject, state.person_id, state.face_id, position_word(rank[subject], count),
+        return PersonContext(subject, state.person_id, state.face_id, place[subject][2],
                              UNCERTAIN if confidence < self.config.min_confidence else "emotion", name, confidence)
 
     def timeline(self, subject_id: str) -> list[tuple[int, str, float]]:
