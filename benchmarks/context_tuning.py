@@ -12,8 +12,8 @@ one label per person and so no labelled change of emotion:
 - ``cremad_1001``: the CREMA-D actor's clips back to back: NEU, SAD, NEU, DIS, NEU, FEA, with each
   clip's own labels (the SAD/DIS/FEA labels are the low-confidence set: raters disagreed).
 
-Dev-set numbers (accuracy, uncertain share, head count, wrong episodes per minute on the steady
-clips) come from the dev items only, delays from the change sequences only: ``delay_s`` over all
+Dev-set numbers (accuracy, uncertain share, head count; wrong episodes per minute on the steady
+clips: dev videos with one confident label per person) come from the dev items only, delays from the change sequences only: ``delay_s`` over all
 17 changes (a change never named counts as infinitely late), ``delay_seen_s`` over the changes
 that the published estimates themselves name at some point (no context setting can name the
 others); the targets in ``meets`` use ``delay_seen_s``.
@@ -133,7 +133,7 @@ def _percentiles(delays: list[float]) -> dict:
     return context_eval.ContextScore(delays=delays).to_dict()["context_delay_s"]
 
 
-def score(runs, config: ContextConfig, splices: set[str], seen: set | None = None) -> dict:
+def score(runs, config: ContextConfig, splices: set[str], seen: set | None = None, steady: set[str] = frozenset()) -> dict:
     """Dev-set and change-sequence numbers of one context config; ``seen``: the (item, person,
     seconds) changes that the published estimates themselves name (PER_FRAME), for ``delay_seen_s``."""
     dev, changes, steady_wrong, steady_s = context_eval.ContextScore(), context_eval.ContextScore(), 0, 0.0
@@ -146,7 +146,7 @@ def score(runs, config: ContextConfig, splices: set[str], seen: set | None = Non
             seen_delays += [d for d, (person, t) in zip(s.delays, s.changes) if seen is None or (name, person, t) in seen]
             continue
         dev.add(s)
-        if kind == "video":
+        if name in steady:
             steady_wrong += s.wrong_episodes
             steady_s += s.labelled_s
     d, c = dev.to_dict(), changes.to_dict()
@@ -179,6 +179,31 @@ def meets(s: dict, per_frame: float) -> dict:
     }
 
 
+def plot(path: Path, grid: list[dict], marks: dict[str, dict], title: str) -> None:
+    """Context accuracy against the median delay of the named changes, one dot per grid point,
+    coloured by wrong-emotion episodes per minute on the steady clips."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.2), dpi=90)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    x = [g["delay_seen_s"]["median"] or np.nan for g in grid]
+    dots = ax.scatter(x, [g["context_accuracy"] for g in grid], c=[g["wrong_episodes_per_min_steady"] for g in grid],
+                      cmap="viridis_r", s=12, vmin=0, vmax=4)
+    fig.colorbar(dots, ax=ax, label="wrong episodes / min (steady clips)")
+    for (name, m), marker in zip(marks.items(), ("s", "*", "D")):
+        ax.scatter([m["delay_seen_s"]["median"] or np.nan], [m["context_accuracy"]], marker=marker, s=90,
+                   facecolors="none", edgecolors="red", label=name)
+    ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("median delay of a change to the sentence naming it (s)")
+    ax.set_ylabel("context accuracy (dev set)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=DATA / "eval")
@@ -190,6 +215,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/context_tuning"),
                         help="splices and recorded runs (outside the repository)")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--plot", type=Path, default=None, help="write the accuracy / delay / flicker curve (PNG)")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     dev_items = evalset.load_eval_set(args.eval_dir)
@@ -203,17 +229,28 @@ def main() -> int:
     samples = sum(r[3]["samples"] for r in dev_runs if r[3])
     per_frame = correct / samples
     seen = named_changes(runs, splices)
+    # steady clips: dev videos with one confident label per person throughout (the CREMA-D SAD/DIS/FEA
+    # clips hold only low-confidence labels, which the classifier misses from start to end: one
+    # long wrong stretch each, not flicker)
+    steady = {i.name for i in dev_items if i.kind == "video"
+              and all(f.confident for faces in i.labels.values() for f in faces)
+              and all(len({f.class_id for faces in i.labels.values() for f in faces if f.person == p}) == 1
+                      for p in i.people)}
     grid = []
     for values in itertools.product(*GRID.values()):
         cfg = replace(ContextConfig(), **dict(zip(GRID, values)))
-        s = score(runs, cfg, splices, seen)
+        s = score(runs, cfg, splices, seen, steady)
         s.pop("per_item")
         grid.append({**dict(zip(GRID, values)), **s, "meets": meets(s, per_frame)})
-    before, after = score(runs, BEFORE, splices, seen), score(runs, ContextConfig(), splices, seen)
-    told = score(runs, PER_FRAME, splices, seen)
+    before, after = score(runs, BEFORE, splices, seen, steady), score(runs, ContextConfig(), splices, seen, steady)
+    told = score(runs, PER_FRAME, splices, seen, steady)
+    if args.plot:
+        plot(args.plot, grid, {"before": before, "after (defaults now)": after, "per frame": told},
+             f"{info['profile']}, {info['detector']}, temperature {info['engine_config']['temperature']}, "
+             f"engine smoothing {info['engine_config']['smoothing']}: {len(grid)} context settings")
     print(json.dumps({
         "run": info, "per_frame_accuracy_dev": per_frame, "dev_samples": samples,
-        "changes_named_by_the_estimates": len(seen),
+        "changes_named_by_the_estimates": len(seen), "steady_clips": sorted(steady),
         "per_frame_context": {"config": asdict(PER_FRAME), **told},
         "before": {"config": asdict(BEFORE), **before, "meets": meets(before, per_frame)},
         "after": {"config": {k: getattr(ContextConfig(), k) for k in GRID}, **after, "meets": meets(after, per_frame)},

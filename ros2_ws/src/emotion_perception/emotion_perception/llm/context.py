@@ -99,11 +99,14 @@ def person_name(person_id: str) -> str:
 class ContextConfig:
     """How the context is smoothed, chosen and worded (see the module docstring for fields)."""
 
-    smoothing_s: float = 1.0  # EMA time constant of the class probabilities
+    # Defaults chosen on the labelled dev set (docs/llm-context.md, benchmarks/context_tuning.py):
+    # the engine already smooths each face (EMA 1 s), so a second average here only adds delay;
+    # the margin alone keeps the sentence from flickering between close classes.
+    smoothing_s: float = 0.0  # EMA time constant of the class probabilities (0: none)
     max_age_s: float = 2.0  # a face not seen for this long is out of view
     switch_margin: float = 0.15  # a new class must lead the reported one by this much ...
-    switch_hold_s: float = 0.5  # ... for this long before the reported class changes
-    min_confidence: float = 0.4  # below this the emotion is reported as uncertain
+    switch_hold_s: float = 0.0  # ... for this long before the reported class changes
+    min_confidence: float = 0.25  # below this (calibrated) probability the emotion is reported as uncertain
     addressee: str = "largest"  # largest | most_confident
     addressee_ratio: float = 1.2  # another face must be this much larger/more confident to take over
     max_people: int = 3  # people described in the sentence, the addressee included
