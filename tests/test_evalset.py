@@ -55,7 +55,9 @@ def test_reads_videos_lowconf_and_images(tmp_path):
 @pytest.mark.parametrize("rows, message", [
     ("0,2,happyish,only face\n", "clip.avi.labels.csv:2: unknown emotion class"),
     ("3,3,happy,only face\n", "must be greater than start_frame"),
-    ("0,2,happy,left\n0,2,sad,only face\n", "every face_hint must start with left or right"),
+    ("0,2,happy,left\n0,2,sad,only face\n", "every face_hint must start with left, centre .or center., right, "
+                                            "or an ordinal from the left .1, 2, 3, ...."),
+    ("0,2,happy,left\n0,2,sad,2\n", "positions and ordinals do not mix in one video .found: 2, left."),
     ("0,4,happy,only\n2,5,sad,only\n", "labels.csv:3: frame 2 of the only face is labelled twice"),
     ("x,2,happy,only\n", "start_frame 'x' is not a number"),
     ("0,2.5,happy,only\n", "end_frame_exclusive '2.5' is not an integer"),
@@ -64,6 +66,19 @@ def test_bad_labels_name_the_line(tmp_path, rows, message):
     make_set(tmp_path, rows)
     with pytest.raises(LabelsError, match=message):
         evalset.load_eval_set(tmp_path)
+
+
+@pytest.mark.parametrize("hints, people", [
+    (("right", "Center (man in red)", "left (woman)"), ("left", "centre", "right")),
+    (("3", "1 (child)", "2"), ("1", "2", "3")),
+    (("10", "2", "1"), ("1", "2", "10")),  # ordinals sort as numbers, and need not be consecutive
+])
+def test_groups_label_by_position_or_ordinal_from_the_left(tmp_path, hints, people):
+    make_set(tmp_path, "".join(f"0,2,neutral,{h}\n" for h in hints))
+    (item,) = evalset.load_eval_set(tmp_path)
+    assert item.people == people and len(item.labels[0]) == 3
+    boxes = [Box(300, 0, 40, 40), Box(10, 0, 40, 40), Box(150, 0, 40, 40), Box(200, 0, 5, 5)]
+    assert match_faces(item, [], boxes, 400) == (dict(zip(people, (1, 2, 0))), [3])
 
 
 def test_missing_header_and_empty_folder(tmp_path):
@@ -186,3 +201,56 @@ def test_cli_eval_set_bad_setting_is_one_line(tmp_path, capsys):
     assert main(["eval-set", str(tmp_path), "--set", "no_such_field=1"]) == 1
     err = capsys.readouterr().err
     assert "expected NAME=VALUE with NAME one of" in err and "\n" not in err.strip()
+
+
+def test_what_the_llm_hears_known_answer(tmp_path):
+    """10 frames at 10 fps: happy 0-4, sad 5-9; the engine says happy 0-4 and sad 5-9 but misses
+    frame 8. With no smoothing and a 0.15 s hold, the context turns sad at frame 7 (challenger since
+    0.5 s, held 0.2 s at 0.7 s) and keeps the missed face (max_age 2 s) at frame 8: right in 8 of
+    10 frames (per frame: 9 of 10). In frames 5-6 the reported class is still happy, whose
+    probability is now 0.01 < min_confidence: "uncertain" (2 of 10), not a wrong emotion; the one
+    change is named after 0.2 s."""
+    from emotion_perception.llm.context import ContextConfig
+
+    root = make_set(tmp_path / "set", "0,5,happy,only face\n5,10,sad,only face\n", frames=10)
+    face = Box(10, 10, 30, 30)
+    plan = {i: [("a", face, HAPPY if i < 5 else SAD)] for i in range(10) if i != 8}
+    config = ContextConfig(smoothing_s=0.0, switch_margin=0.15, switch_hold_s=0.15, min_confidence=0.4)
+    result = evalset.run_eval_set(PlannedEngine(plan), evalset.load_eval_set(root), progress=False, context=config)
+    data = result.to_dict()["overall"]
+    assert data["all_labels"]["war"] == 0.9
+    assert data["context_accuracy"] == 0.8 and data["uncertain_share"] == 0.2 and data["count_accuracy"] == 1.0
+    assert data["context_delay_s"] == {"median": pytest.approx(0.2), "p90": pytest.approx(0.2), "changes": 1,
+                                       "never_named": 0}
+    assert data["context_wrong_s"] == 0.0 and data["context_wrong_episodes"] == 0
+    # with the hold measured in confidence too (min_confidence 0), frames 5-6 name happy: wrong
+    named = ContextConfig(smoothing_s=0.0, switch_margin=0.15, switch_hold_s=0.15, min_confidence=0.0)
+    data = evalset.run_eval_set(PlannedEngine(plan), evalset.load_eval_set(root), progress=False,
+                                context=named).to_dict()["overall"]
+    assert (data["context_accuracy"], data["uncertain_share"]) == (0.8, 0.0)
+    assert data["context_wrong_s"] == pytest.approx(0.2) and data["context_wrong_episodes"] == 1
+    assert result.to_dict()["items"][0]["context_accuracy"] == 0.8
+    # uncertain counts as wrong and is its own share; a change never named has no finite delay
+    unsure = ContextConfig(smoothing_s=0.0, switch_hold_s=5.0, min_confidence=0.95)
+    data = evalset.run_eval_set(PlannedEngine(plan), evalset.load_eval_set(root), progress=False,
+                                context=unsure).to_dict()["overall"]
+    assert (data["context_accuracy"], data["uncertain_share"], data["context_wrong_s"]) == (0.0, 1.0, 0.0)
+    assert data["context_delay_s"] == {"median": None, "p90": None, "changes": 1, "never_named": 1}
+    paths = evalset.write_eval_set_report(result, tmp_path / "report")
+    md = paths["markdown"].read_text()
+    assert "| clip.avi | 80.0% | 90.0% | 20.0% | 100.0% | 0.2 / 0.2 (1) | 0.0 (0) |" in md
+    assert (tmp_path / "report" / "context_0.png").stat().st_size > 1000
+
+
+def test_a_group_of_three_scores_each_person_in_the_context(tmp_path):
+    root = make_set(tmp_path / "set", "0,4,neutral,1\n0,4,happy,2\n0,4,sad,3\n", frames=4)
+    plan = {i: [("a", Box(0, 0, 30, 30), NEUTRAL), ("b", Box(40, 0, 30, 30), HAPPY), ("c", Box(52, 0, 10, 10), SAD)]
+            for i in range(4)}
+    data = evalset.run_eval_set(PlannedEngine(plan), evalset.load_eval_set(root), progress=False).to_dict()["overall"]
+    assert data["context_accuracy"] == 1.0 and data["count_accuracy"] == 1.0 and data["context_samples"] == 12
+    from emotion_perception.llm.context import ContextConfig
+
+    two = ContextConfig(max_people=2)  # the smallest face (c, sad) is left out of the sentence: wrong
+    data = evalset.run_eval_set(PlannedEngine(plan), evalset.load_eval_set(root), progress=False,
+                                context=two).to_dict()["overall"]
+    assert data["context_accuracy"] == pytest.approx(8 / 12) and data["count_accuracy"] == 1.0

@@ -11,7 +11,7 @@ import yaml
 from emotion_perception.llm import backends as B
 from emotion_perception.llm.bridge import BAD_REQUEST, QUEUE_FULL, SHUTDOWN, LLMBridge
 from emotion_perception.llm.context import EmotionContextTracker
-from emotion_perception.llm.params import DEFAULTS, PARAMETERS, build_bridge
+from emotion_perception.llm.params import DEFAULTS, PARAMETERS, build_bridge, remote_backend_warning
 from emotion_perception.types import Box, EmotionEstimate
 from llm_servers import StandInServer, free_port
 
@@ -154,3 +154,33 @@ def test_build_bridge_wires_parameters(server):
     _, openai = build_bridge({"backend": "openai", "openai_base_url": server.url + "/v1"}, clock_ns=lambda: 0)
     assert isinstance(openai.backend, B.OpenAICompatibleBackend) and openai.submit("x").result(timeout=10).ok
     openai.close()
+
+
+def test_a_request_without_user_id_belongs_to_the_addressed_person(server):
+    tracker, bridge = build_bridge({"ollama_host": server.url}, clock_ns=lambda: 10**9)
+    p = np.array([0.9, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01], np.float32)
+    tracker.update([EmotionEstimate("face_4", Box(0, 0, 50, 50), p, 8, "test", stamp_ns=10**9, person_id="person_2")])
+    reply = bridge.submit("hi").result(timeout=10)
+    assert reply.ok and reply.user_id == "person_2"
+    assert bridge.memory.history("person_2") == [("hi", "Nice to see you.")] and bridge.memory.history("") == []
+    named = bridge.submit("hello", user_id="alice").result(timeout=10)  # the caller's id wins
+    assert named.user_id == "alice" and bridge.memory.history("alice") == [("hello", "Nice to see you.")]
+    tracker.update([happy("face_5", 10**9)])  # a face without a person id takes over (larger: 50x50 ties, id order)
+    tracker.forget("person_2")
+    anonymous = bridge.submit("who?").result(timeout=10)
+    assert anonymous.user_id == "" and bridge.memory.history("") == [("who?", "Nice to see you.")]
+    bridge.close()
+
+
+@pytest.mark.parametrize("url, remote", [
+    ("http://127.0.0.1:11434", False), ("http://localhost:11434", False), ("http://[::1]:8080/v1", False),
+    ("127.0.0.2:11434", False), ("http://192.168.1.20:11434", True), ("https://api.example.com/v1", True),
+    ("http://localhost.example.com:11434", True),
+])
+def test_a_backend_off_the_robot_gives_a_warning_that_emotion_data_leaves_it(url, remote):
+    for values in ({"ollama_host": url}, {"backend": "openai", "openai_base_url": url}):
+        warning = remote_backend_warning(values)
+        assert (warning is not None) == remote, (values, warning)
+        if remote:
+            assert url in warning and "emotion" in warning and "not on this robot" in warning
+    assert remote_backend_warning({"ollama_host": url, "backend": "openai"}) is None  # the openai URL is used

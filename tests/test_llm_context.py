@@ -102,7 +102,9 @@ def test_addressee_is_the_largest_face_and_sticks_unless_clearly_beaten():
     tracker.update([est("a", "happy", 0.9, 0.0, size=100), est("b", "sad", 0.9, 0.0, size=80)])
     ctx = tracker.context(0)
     assert (ctx.face_id, ctx.count) == ("a", 2)
-    assert ctx.sentence.startswith("The nearest of 2 people looks happy")
+    # b's box (0-80) is left of a's (0-100) by centre: the viewer sees b on the left
+    assert ctx.sentence == ("The person you are talking to (on the right, one of 2 people) looks happy "
+                            "(confidence 0.90). Also visible: on the left, someone: sad.")
     # b grows a little (area ratio 1.1 < 1.2): a keeps the floor
     tracker.update([est("a", "happy", 0.9, 0.1, size=100), est("b", "sad", 0.9, 0.1, size=105)])
     assert tracker.context(int(0.1 * S)).face_id == "a"
@@ -221,5 +223,66 @@ def test_config_errors_name_the_rules_and_fields():
     with pytest.raises(ValueError, match=r"^need 0 <= min_confidence <= 1, switch_margin >= 0, addressee_ratio >= 1$"):
         ContextConfig(min_confidence=2)
     with pytest.raises(ValueError, match=r"fields: who, emotion, class_name, confidence, polarity, scene, count, "
-                                         r"face_id, valence, arousal$"):
+                                         r"face_id, person_id, person, position, others, back, valence, arousal$"):
         ContextConfig(template="{nope}")
+    with pytest.raises(ValueError, match=r"^back_template .* fields: .*, arousal, absent_s, earlier$"):
+        ContextConfig(back_template="{absent_min}")
+    with pytest.raises(ValueError, match=r"^others_template .* fields: .*, arousal, people$"):
+        ContextConfig(others_template="{everyone}")
+    with pytest.raises(ValueError, match=r"^need max_people >= 1"):
+        ContextConfig(max_people=0)
+
+
+def person(pid: str, face: str, main: str, p: float, t: float, x: float = 0, size: float = 100) -> EmotionEstimate:
+    return EmotionEstimate(face, Box(x, 0, size, size), probs(main, p), 8, "test", stamp_ns=int(t * S), person_id=pid)
+
+
+def test_state_follows_the_person_across_face_tracks_and_a_return_is_told_with_the_earlier_mood():
+    cfg = ContextConfig(smoothing_s=0.0, max_age_s=2.0, history_interval_s=10.0, back_note_s=20.0)
+    tracker = EmotionContextTracker(cfg)
+    for k in range(31):  # 30 s sad, face track 1
+        tracker.update([person("person_2", "face_1", "sad", 0.9, k)])
+    assert tracker.context(30 * S).sentence == "The person in front of you looks sad (confidence 0.90)."
+    assert [(c, s) for _, c, s in tracker.timeline("person_2")] == [("sad", 10.0), ("sad", 10.0), ("sad", 10.0)]
+    assert tracker.context(33 * S).state == "nobody"  # out of view, but remembered
+    tracker.update([person("person_2", "face_9", "happy", 0.8, 70.0)])  # back 40 s later as a new track
+    ctx = tracker.context(70 * S)
+    assert (ctx.person_id, ctx.face_id, ctx.class_name) == ("person_2", "face_9", "happy")  # fresh average
+    assert ctx.sentence == ("The person in front of you looks happy (confidence 0.80). "
+                            "Person 2 is back after 40 s; earlier they looked sad.")
+    for t in (*range(71, 91), 90.5):
+        tracker.update([person("person_2", "face_9", "happy", 0.8, t)])
+    assert tracker.context(int(90.5 * S)).sentence == "The person in front of you looks happy (confidence 0.80)."
+    tracker.forget("person_2")
+    assert tracker.timeline("person_2") == []
+
+
+def test_people_are_remembered_for_memory_s_and_faces_without_a_person_only_while_visible():
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=0.0, memory_s=60.0, max_age_s=2.0))
+    for k in range(12):
+        tracker.update([person("person_5", "face_1", "sad", 0.9, k), person("", "face_2", "sad", 0.9, k, x=300)])
+    tracker.context(50 * S)
+    assert tracker.timeline("person_5") and tracker.timeline("face_2") == []
+    tracker.context(72 * S)  # last seen at 11 s: 61 s ago
+    assert tracker.timeline("person_5") == []
+    tracker.update([person("person_5", "face_3", "happy", 0.9, 73.0)])
+    assert "back" not in tracker.context(73 * S).sentence  # forgotten: a stranger again
+
+
+def test_a_group_of_three_is_described_by_position_with_the_addressee_first():
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=0.0, min_confidence=0.5))
+    tracker.update([person("person_1", "f1", "neutral", 0.9, 0.0, x=0, size=100),
+                    person("person_2", "f2", "happy", 0.9, 0.0, x=200, size=150),
+                    person("person_3", "f3", "sad", 0.3, 0.0, x=400, size=90)])
+    ctx = tracker.context(0)
+    assert [(p.person_id, p.position, p.state) for p in ctx.people] == [
+        ("person_2", "in the middle", "emotion"), ("person_1", "on the left", "emotion"),
+        ("person_3", "on the right", "uncertain")]
+    assert ctx.sentence == ("The person you are talking to (in the middle, one of 3 people) looks happy (confidence "
+                            "0.90). Also visible: on the left, Person 1: neutral; on the right, Person 3: uncertain.")
+    small = EmotionContextTracker(ContextConfig(smoothing_s=0.0, max_people=2))
+    small.update([person("", "f1", "neutral", 0.9, 0.0, x=0, size=100), person("", "f2", "happy", 0.9, 0.0, x=200, size=150),
+                  person("", "f3", "sad", 0.9, 0.0, x=400, size=90), person("", "f4", "sad", 0.9, 0.0, x=600, size=80)])
+    ctx = small.context(0)  # the nearest other one only
+    assert [(p.face_id, p.position) for p in ctx.people] == [("f2", "2nd from the left"), ("f1", "1st from the left")]
+    assert ctx.count == 4 and ctx.sentence.endswith("Also visible: 1st from the left, someone: neutral.")

@@ -105,6 +105,12 @@ def test_report_files_and_plot_sizes(results):
     md = paths["markdown"].read_text()
     assert "![confusion](confusion.png)" in md and "| UAR (mean per-class recall) | 80.0% |" in md
     assert "<img src='latency.png'" in paths["html"].read_text()
+    # what the LLM hears: every labelled processed frame is a sample, the keys the issue names are filled
+    assert report["context_samples"] == report["labelled_samples"]
+    assert all(report[k] is not None for k in ("context_accuracy", "count_accuracy", "uncertain_share", "context_wrong_s"))
+    assert report["context_delay_s"]["changes"] == 1  # happy -> sad at frame 5
+    assert report["plots"]["what the LLM hears"] == "context.png" and cv2.imread(str(paths["what the LLM hears"])).std() > 10
+    assert "## What the LLM hears (the context sentence)" in md
 
 
 def test_eval_errors(results):

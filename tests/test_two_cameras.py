@@ -182,7 +182,8 @@ def test_two_cameras_two_people(rig):
     # 2. the bridge sees two people and addresses the nearer (larger) happy one
     ctx = rig.context.context(rig.now_ns)
     assert (ctx.count, ctx.face_id, ctx.class_name) == (2, "cam0_face_1", "happy")
-    assert re.fullmatch(r"The nearest of 2 people looks happy \(confidence 0\.9\d\)\.", ctx.sentence), ctx.sentence
+    assert re.fullmatch(r"The person you are talking to \(on camera left_cam, one of 2 people\) looks happy "
+                        r"\(confidence 0\.9\d\)\. Also visible: on camera right_cam, someone: sad\.", ctx.sentence), ctx.sentence
     assert evaluate(rig.monitor.snapshot(), th).level == OK
 
     # 3. the right camera stops; the left one runs on for 3 s; diagnostics look every 0.5 s

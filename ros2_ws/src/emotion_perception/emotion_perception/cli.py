@@ -4,6 +4,7 @@
     emotion-perception run INPUT --out DIR              bag / video / camera -> results bag + JSON-lines
     emotion-perception eval RESULTS --labels CSV --out DIR   score against labels -> report
     emotion-perception eval-set DIR [--profile P]      score on a labelled set of real faces -> report
+    emotion-perception calibrate DIR [--profile P]     fit the profile's temperature on a labelled set
     emotion-perception demo [--out runs/demo]           all of the above on a built-in clip
 
 Every failure the user can fix (missing topic, damaged bag, bad labels, missing weights) ends
@@ -59,6 +60,20 @@ def _add_setting_options(p: argparse.ArgumentParser) -> None:
                    help="set an engine setting, repeatable (e.g. face_margin=0.1 min_hits=3 smoothing=none); "
                         "not set: the profile's value or the default. The settings: "
                         + "; ".join(s.summary().replace("%", "%%") for s in ENGINE_SETTINGS))
+
+
+def _add_context_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--context-config", type=Path, default=None, metavar="PARAMS_YAML",
+                   help="\"what the LLM hears\": the LLM bridge's parameters file whose context: block to replay "
+                        "the estimates with (default: the node's defaults, config/llm_bridge.yaml)")
+    p.add_argument("--context-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one context setting, e.g. smoothing_s=0.5, min_confidence=0.3; repeatable")
+
+
+def _context_config(args):
+    from .evaluation.context_eval import load_context_config
+
+    return load_context_config(args.context_config, args.context_set)
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -140,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-topic", default="/emotions", help="results bag: EmotionStateArray topic")
     p.add_argument("--image-topic", default=None, help="results bag: image topic (default: its only one)")
     p.add_argument("--out", type=Path, default=None, help="report directory (default: <results dir>/report)")
+    _add_context_options(p)
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when the labels cannot fit the run (ranges after the last frame, "
                         "frame numbers read as seconds, a face_id the run never produced); without it these "
@@ -158,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--named-images", type=Path, action="append", default=[],
                    help="also score the photos of this folder, labelled by file name (happy-1.jpg); the "
                         "largest face is the person (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_engine_options(p)
+    _add_setting_options(p)
+    _add_context_options(p)
+
+    p = sub.add_parser("calibrate", help="fit a profile's probability temperature on a labelled set of real faces",
+                       description="Run the engine (temperature 1) over every labelled video and photo of DIR "
+                                   "(the eval-set format), fit the temperature that makes the published class "
+                                   "probabilities calibrated (least negative log-likelihood of the labelled "
+                                   "classes) and print the expected calibration error before and after; with "
+                                   "--write, store it as calibration.temperature in the profile's YAML file.")
+    p.add_argument("directory", type=Path, help="the labelled folder (e.g. ../shared/data/eval)")
+    p.add_argument("--named-images", type=Path, action="append", default=[],
+                   help="also use the photos of this folder, labelled by file name (repeatable)")
+    p.add_argument("--write", action="store_true", help="write the temperature into the profile's YAML file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_engine_options(p)
     _add_setting_options(p)
@@ -251,8 +282,9 @@ def cmd_eval(args) -> int:
     from .evaluation import jobs
 
     out = args.out or args.results.parent / "report"
+    context = _context_config(args)
     ev, paths = jobs.evaluate_results(args.results, out, args.labels, args.units, args.label_topic,
-                                      args.results_topic, args.image_topic)
+                                      args.results_topic, args.image_topic, context=context)
     _print_scores(ev)
     print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name} and PNG plots)")
     for warning in ev.warnings:
@@ -276,18 +308,47 @@ def _print_scores(ev) -> None:
 
 
 def cmd_eval_set(args) -> int:
-    from .evaluation import evalset
+    from .evaluation import context_eval, evalset
 
     items = evalset.load_eval_set(args.directory)  # bad labels fail before the model loads
+    context = _context_config(args)
     for folder in args.named_images:
         items += evalset.named_image_items(folder)
     engine, info = _engine(args, min_face_score=args.min_face_score, **parse_settings(args.settings))
     info.update(detector=getattr(engine.detector, "name", type(engine.detector).__name__),
                 settings=" ".join(args.settings) or "profile defaults", data=str(args.directory))
-    result = evalset.run_eval_set(engine, items, progress=not args.no_progress)
+    result = evalset.run_eval_set(engine, items, progress=not args.no_progress, context=context)
     paths = evalset.write_eval_set_report(result, args.out, f"Accuracy on {args.directory}", info)
-    print(evalset.summary_line(result.overall.to_dict()))
+    overall = result.overall.to_dict()
+    print(evalset.summary_line(overall))
+    print("what the LLM hears: " + "; ".join(f"{k} {v}" for k, v in context_eval.summary_rows(overall)[:2]))
     print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name})")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    import json
+
+    from .evaluation import calibration, evalset
+    from .models.registry import get_profile
+
+    items = evalset.load_eval_set(args.directory)
+    for folder in args.named_images:
+        items += evalset.named_image_items(folder)
+    settings = {**parse_settings(args.settings), "temperature": 1.0}  # fit on the model's own probabilities
+    engine, info = _engine(args, min_face_score=args.min_face_score, **settings)
+    info["detector"] = getattr(engine.detector, "name", type(engine.detector).__name__)
+    result = evalset.run_eval_set(engine, items, progress=not args.no_progress)
+    report = calibration.calibration_report(*calibration.labelled_probabilities(result.items))
+    print(json.dumps({"profile": info["profile"], "data": str(args.directory), **report}, indent=1))
+    if args.write:
+        profile = get_profile(info["profile"])
+        data = " + ".join(str(d) for d in (args.directory, *args.named_images))
+        note = (f"fitted by `emotion-perception calibrate` on {data}, detector {info['detector']} "
+                f"({report['samples']} labelled faces, {time.strftime('%Y-%m-%d')}): "
+                f"ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f}")
+        calibration.write_profile_temperature(profile.path, report["temperature"], note)
+        print(f"wrote calibration.temperature {report['temperature']:.3f} to {profile.path}")
     return 0
 
 
@@ -318,7 +379,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "eval-set": cmd_eval_set, "demo": cmd_demo}
+COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "eval-set": cmd_eval_set,
+            "calibrate": cmd_calibrate, "demo": cmd_demo}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -135,6 +135,7 @@ def create_engine(
         **choice.profile.engine,
         "precision": precision or choice.profile.engine.get("precision") or ("fp16" if dev.type == "cuda" else "fp32"),
         "threads": threads if threads is not None else choice.profile.threads_for(dev.type),
+        "temperature": float((choice.profile.calibration or {}).get("temperature", 1.0)),
         **config_overrides,
         "device": str(dev),
     }

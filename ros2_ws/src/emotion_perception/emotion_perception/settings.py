@@ -87,6 +87,10 @@ ENGINE_SETTINGS: tuple[Param, ...] = (
           "fewer threads hold up better when other programs share the cores", type="int", low=0, high=256,
           unit="threads", unset="the profile's default for the device (lite-fer2013 on CPU: 1)",
           engine_default=0, at_configure=True),
+    Param("temperature", None, "Class logits are divided by this before the softmax, so that a "
+          "probability of 0.6 is right about 60 % of the time (fitted by `emotion-perception calibrate`)",
+          type="float", low=0.01, high=100.0, unset="the profile's calibration.temperature",
+          engine_default=1.0, at_configure=True),
 )
 
 SETTINGS: tuple[Param, ...] = PIPELINE_SETTINGS + ENGINE_SETTINGS

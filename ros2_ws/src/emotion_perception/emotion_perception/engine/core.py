@@ -306,7 +306,7 @@ class PerceptionEngine:
                 out = self.model.forward_window(
                     windows["face"], mask, windows.get("scene"), mask if self.uses_scene else None
                 )
-            probs = [torch.softmax(out.logits.float(), dim=-1)]
+            probs = [torch.softmax(out.logits.float() / self.config.temperature, dim=-1)]
             if out.polarity_logits is not None:
                 probs.append(torch.softmax(out.polarity_logits.float(), dim=-1))
             marks["head"].append(streams.mark())

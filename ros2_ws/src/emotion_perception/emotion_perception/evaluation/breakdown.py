@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .report import format_value
+from .plots import format_value
 
 # upper bounds (exclusive) of the bins; the last bin is open
 SIZE_EDGES = (64, 96, 160)

@@ -7,8 +7,10 @@ This is the project's format for labelled data (``../shared/data/eval`` is one s
     DIR/images/labels.csv                    file,face_id,x,y,w,h,label,confidence,note
 
 Frames are 0-based in OpenCV decode order; ranges are half-open. ``face_hint`` names the person
-by position when a video shows several (``left`` / ``right`` from the viewer's side, first word
-counts: "left (woman)"); any other hint means the video's only labelled person. Image boxes are
+by position when a video shows several, from the viewer's side, by its first word: ``left``,
+``centre`` (or ``center``), ``right`` ("left (woman)"), or an ordinal from the left (``1``, ``2``,
+``3``, ... for groups of any size; "2 (man in red)"); positions and ordinals do not mix in one
+video. Any other hint means the video's only labelled person. Image boxes are
 pixels of the file; a face with confidence ``low`` is scored with the low-confidence labels.
 Unlisted frames and faces are not scored. Labels: happy, sad, neutral, angry, surprise, disgust,
 fear (aliases as in ``labels.class_id``).
@@ -46,8 +48,10 @@ import numpy as np
 
 from ..images import ImageError
 from ..labels import CLASS_NAMES, NUM_CLASSES, class_id
+from ..llm.context import ContextConfig
 from ..types import Box, Frame
 from . import breakdown
+from . import context_eval
 from .labels_file import LabelsError, non_negative_number
 from .metrics import scores_from_confusion
 from .plots import plot_confusion
@@ -58,7 +62,9 @@ NO_FACE = "no face"
 SCORE_CLASSES = (*CLASS_NAMES, NO_FACE)  # confusion columns: a missed face is predicted "no face"
 MISSED = NUM_CLASSES
 LABEL_SETS = ("confident", "lowconf")
-POSITIONS = ("left", "right")  # face_hint order, from the viewer's side
+POSITIONS = ("left", "centre", "right")  # face_hint order, from the viewer's side
+HINT_HELP = ("with several labelled faces every face_hint must start with left, centre (or center), right, "
+             "or an ordinal from the left (1, 2, 3, ...), as the viewer sees them")
 ONLY = "only"
 LARGEST = "largest"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -69,7 +75,7 @@ STILL_FPS = 30.0  # spacing of the repeated frames of a photo
 
 @dataclass(frozen=True)
 class FaceLabel:
-    person: str  # "left" / "right" / "only" (videos), the face_id (images), "largest" (named images)
+    person: str  # "left" / "centre" / "right" / "1", "2", ... / "only" (videos), the face_id (images), "largest" (named images)
     class_id: int
     confident: bool = True
     box: Box | None = None  # images: where the face is
@@ -120,9 +126,24 @@ def _int(text: str, what: str, where: str) -> int:
 
 
 def person_from_hint(hint: str) -> str:
-    """``left`` / ``right`` from a face_hint's first word; anything else is the only person."""
-    words = re.findall(r"[a-z]+", hint.lower())
-    return words[0] if words and words[0] in POSITIONS else ONLY
+    """``left`` / ``centre`` / ``right`` / an ordinal ("2") from a face_hint's first word; anything
+    else is the only person."""
+    words = re.findall(r"[a-z]+|[0-9]+", hint.lower())
+    word = "centre" if words and words[0] == "center" else words[0] if words else ""
+    if word.isdigit():
+        return str(int(word)) if int(word) > 0 else ONLY
+    return word if word in POSITIONS else ONLY
+
+
+def _people_in_order(people: set[str], video: Path) -> tuple[str, ...]:
+    """The labelled people of a video, left to right; LabelsError for hints that do not say who."""
+    if len(people) == 1:
+        return tuple(people)
+    ordinals = sorted((p for p in people if p.isdigit()), key=int)
+    if ONLY in people or (ordinals and len(ordinals) != len(people)):
+        raise LabelsError(f"{video}: {HINT_HELP}; positions and ordinals do not mix in one video "
+                          f"(found: {', '.join(sorted(people))})")
+    return tuple(ordinals) if ordinals else tuple(p for p in POSITIONS if p in people)
 
 
 def load_video_item(video: Path) -> EvalItem | None:
@@ -146,11 +167,10 @@ def load_video_item(video: Path) -> EvalItem | None:
             people.add(label.person)
     if not labels:
         return None
-    if ONLY in people and len(people) > 1:
-        raise LabelsError(f"{video}: with several labelled faces every face_hint must start with left or right")
+    order = _people_in_order(people, video)
     if not video.is_file():
         raise LabelsError(f"labels for {video.name} but no video file {video}")
-    return EvalItem(video.name, "video", video, labels, tuple(p for p in (*POSITIONS, ONLY) if p in people))
+    return EvalItem(video.name, "video", video, labels, order)
 
 
 def load_image_items(labels_csv: Path) -> list[EvalItem]:
@@ -285,6 +305,8 @@ class ItemScore:
     # the same counts split by face height: [size bin, truth, prediction] (evaluation/breakdown.py)
     size_confusion: dict[str, np.ndarray] = field(
         default_factory=lambda: {s: breakdown.empty_size_confusion(len(SCORE_CLASSES)) for s in LABEL_SETS})
+    context: context_eval.ContextScore = field(default_factory=context_eval.ContextScore)  # what the LLM hears
+    context_frames: list[context_eval.ReplayFrame] = field(default_factory=list, repr=False)  # to replay again
 
     def add(self, other: "ItemScore") -> None:
         for name in ("frames", "labelled_frames", "phantom_frames", "phantom_faces"):
@@ -293,6 +315,7 @@ class ItemScore:
             self.confusion[s] += other.confusion[s]
             self.size_confusion[s] += other.size_confusion[s]
         self.ids_per_appearance += other.ids_per_appearance
+        self.context.add(other.context)
 
     def to_dict(self) -> dict:
         ids = [n for n in self.ids_per_appearance if n > 0]
@@ -313,6 +336,7 @@ class ItemScore:
             "appearances_with_one_id": (sum(n == 1 for n in ids) / len(ids)) if ids else None,
             "by_face_height": {s: breakdown.size_rows(self.size_confusion[s], SCORE_CLASSES, MISSED) for s in LABEL_SETS},
             "by_class": {s: breakdown.class_rows(self.confusion[s], SCORE_CLASSES) for s in LABEL_SETS},
+            **self.context.to_dict(),
         }
 
 
@@ -349,8 +373,10 @@ def frame_count(item: EvalItem, repeats: int) -> int:
     return len(VideoSource(item.path)) if item.kind == "video" else repeats
 
 
-def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemScore:
-    """Run ``item`` through ``engine`` (its tracks reset before and after) and count the outcome."""
+def score_item(engine, item: EvalItem, repeats: int = 1, progress=None,
+               context: ContextConfig | None = None) -> ItemScore:
+    """Run ``item`` through ``engine`` (its tracks reset before and after) and count the outcome;
+    then replay its estimates through the LLM bridge's context tracker (``context`` config)."""
     result = ItemScore(item.name, item.kind)
     ids: dict[str, dict[int, str | None]] = {}
     samples = []  # (person, frame, face height or None, label set, truth, prediction)
@@ -361,6 +387,8 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
             result.frames += 1
             if progress is not None:
                 progress.update(1)
+            replayed = context_eval.ReplayFrame(frame.stamp_ns, estimates, index=result.frames - 1)
+            result.context_frames.append(replayed)
             labels = item.labels.get(index) if index is not None else None
             if not labels:
                 continue
@@ -376,6 +404,9 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
                 ids.setdefault(label.person, {})[index] = None if est is None else str(est.face_id)
                 height = label.box.h if label.box is not None else (None if est is None else est.box.h)
                 samples.append((label.person, index, height, target_set, label.class_id, predicted))
+                replayed.labels[label.person] = label.class_id
+                if est is not None:
+                    replayed.subjects[label.person] = str(est.subject_id)
     finally:
         engine.reset()
     heights = breakdown.fill_missing_heights([s[:3] for s in samples])
@@ -383,6 +414,7 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
         result.size_confusion[target_set][breakdown.size_bin(height), truth, predicted] += 1
     if item.kind == "video":
         result.ids_per_appearance = _appearance_ids(ids)
+    result.context = context_eval.replay(result.context_frames, context or ContextConfig(), item.kind == "video")
     return result
 
 
@@ -396,8 +428,10 @@ class EvalSetResult:
                 "class_order": list(SCORE_CLASSES)}
 
 
-def run_eval_set(engine, items: list[EvalItem], progress: bool = True) -> EvalSetResult:
-    """Score every item with one engine; a progress bar over all frames when ``progress``."""
+def run_eval_set(engine, items: list[EvalItem], progress: bool = True,
+                 context: ContextConfig | None = None) -> EvalSetResult:
+    """Score every item with one engine; a progress bar over all frames when ``progress``;
+    ``context``: the LLM bridge's context configuration for "what the LLM hears" (the node's defaults)."""
     repeats = max(1, int(getattr(engine.config, "min_hits", 1)))
     bar = None
     if progress:
@@ -409,7 +443,7 @@ def run_eval_set(engine, items: list[EvalItem], progress: bool = True) -> EvalSe
     scores = []
     try:
         for item in items:
-            scored = score_item(engine, item, repeats, bar)
+            scored = score_item(engine, item, repeats, bar, context)
             scores.append(scored)
             overall.add(scored)
     finally:
@@ -464,6 +498,11 @@ def write_eval_set_report(result: EvalSetResult, out_dir: str | Path, title: str
                                            f"{s} labels (rows: truth; 'no face' = missed)")
         for s in LABEL_SETS if overall[s] is not None
     }
+    paths.update({
+        f"what the LLM hears: {item.name}": context_eval.plot_context_timeline(
+            item.context, out / f"context_{n}.png", f"{item.name}: the context sentence against the labels")
+        for n, item in enumerate(result.items) if item.kind == "video" and item.context.timeline
+    })
     data["plots"] = {k: p.name for k, p in paths.items()}
     paths["json"] = out / "report.json"
     paths["json"].write_text(json.dumps(data, indent=2) + "\n")
@@ -479,6 +518,12 @@ def write_eval_set_report(result: EvalSetResult, out_dir: str | Path, title: str
          breakdown.size_table(overall["by_face_height"])),
         ("Per item", ("item", "kind", "WAR / UAR", "low-confidence WAR / UAR", "faces found", "phantom rate",
                       "ids per appearance"), [_item_row(i) for i in data["items"]]),
+        ("What the LLM hears (the context sentence, all labels)", ("metric", "value"),
+         [("per-frame accuracy of the same samples (WAR, all labels)", _pct(overall["all_labels"]["war"])),
+          *context_eval.summary_rows(overall)]),
+        ("What the LLM hears, per item", ("item", "context accuracy", "per-frame WAR", "uncertain", "head count",
+                                          "delay median / p90 s", "wrong s (episodes)"),
+         [context_eval.item_row(i) for i in data["items"]]),
     ]
     context = [(str(k), str(v)) for k, v in (info or {}).items()]
     paths.update(write_pages(out, title, context, sections, paths))

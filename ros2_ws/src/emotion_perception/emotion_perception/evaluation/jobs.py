@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from ..llm.context import ContextConfig
+from . import context_eval
 from .bags import DEFAULT_BAG_VERSION, DEFAULT_STORAGE, RESULTS_TOPIC, STRING, BagError, BagReader, write_image_bag
 from .labels_file import Labels, LabelsError, labels_from_messages, load_labels
 from .report import write_report
@@ -138,8 +140,10 @@ def _topic_labels(results, label_topic: str | None) -> Labels:
 def evaluate_results(results_path: str | Path, out_dir: str | Path, labels_path: str | Path | None = None,
                      units: str = "frames", label_topic: str | None = None, results_topic: str = RESULTS_TOPIC,
                      image_topic: str | None = None, info: dict | None = None,
-                     title: str = "Emotion perception evaluation") -> tuple[Evaluation, dict[str, Path]]:
-    """Score a results JSON-lines file or results bag against labels; write the report."""
+                     title: str = "Emotion perception evaluation",
+                     context: ContextConfig | None = None) -> tuple[Evaluation, dict[str, Path]]:
+    """Score a results JSON-lines file or results bag against labels, and what the LLM hears
+    (``context``: the bridge's context configuration, default the node's); write the report."""
     path = Path(results_path)
     if label_topic and not is_bag(path):
         raise ResultsError("--label-topic needs a results bag, not a JSON-lines file")
@@ -155,4 +159,5 @@ def evaluate_results(results_path: str | Path, out_dir: str | Path, labels_path:
             run_info = json.loads(run_json.read_text())
             info = {k: run_info[k] for k in ("profile", "reason", "input", "rate") if k in run_info}
     ev = evaluate(results, labels)
+    ev.context = context_eval.replay_results(results, labels, context or ContextConfig())
     return ev, write_report(ev, out_dir, title, info)

@@ -5,6 +5,27 @@ from pathlib import Path
 
 import numpy as np
 
+DPI = 100
+TIMELINE_SIZE = (1000, 400)  # width, height in pixels
+LATENCY_SIZE = (600, 400)
+
+
+def figure(size):
+    """An Agg figure of ``size`` pixels (width, height) at DPI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def format_value(value, pct: bool = False) -> str:
+    """A number for a report table: a percentage, one decimal, or n/a for a missing value."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return f"{value:.1%}" if pct else (f"{value:.1f}" if isinstance(value, float) else str(value))
+
 
 def plot_confusion(confusion, class_names, path, title: str | None = None, *, dpi: int = 100) -> Path:
     """Write a confusion-matrix PNG: cells coloured by row-normalised recall, labelled with counts.

@@ -12,27 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import CLASS_NAMES
-from .plots import plot_confusion
+from .context_eval import plot_context_timeline
+from .context_eval import summary_rows as context_summary_rows
+from .plots import DPI, LATENCY_SIZE, TIMELINE_SIZE, figure, format_value, plot_confusion
 from .scoring import Evaluation
 
-DPI = 100
-TIMELINE_SIZE = (1000, 400)  # width, height in pixels
-LATENCY_SIZE = (600, 400)
-
-
-def _figure(size):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def plot_timeline(ev: Evaluation, path: Path, title: str | None = None) -> Path:
     """Main-face prediction per frame (dots) over the labelled class (band); dropped frames as
     red ticks, processed frames without a face on the "no face" row."""
-    fig = _figure(TIMELINE_SIZE)
+    fig = figure(TIMELINE_SIZE)
     ax = fig.add_subplot()
     no_face = -1
     seconds = np.array([t for t, _, _ in ev.timeline], float)
@@ -68,7 +58,7 @@ def plot_timeline(ev: Evaluation, path: Path, title: str | None = None) -> Path:
 
 def plot_latency(ev: Evaluation, path: Path, title: str | None = None) -> Path:
     """Histogram of per-frame latency with p50/p95/p99 marked."""
-    fig = _figure(LATENCY_SIZE)
+    fig = figure(LATENCY_SIZE)
     ax = fig.add_subplot()
     lat = ev.latencies_ms
     if lat.size:
@@ -85,12 +75,6 @@ def plot_latency(ev: Evaluation, path: Path, title: str | None = None) -> Path:
     fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.13)
     fig.savefig(path, format="png", dpi=DPI)
     return Path(path)
-
-
-def format_value(value, pct: bool = False) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "n/a"
-    return f"{value:.1%}" if pct else (f"{value:.1f}" if isinstance(value, float) else str(value))
 
 
 def _rows(data: dict) -> list[tuple[str, str]]:
@@ -120,6 +104,9 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
         "timeline": plot_timeline(ev, out / "timeline.png"),
         "latency": plot_latency(ev, out / "latency.png"),
     }
+    if ev.context is not None and ev.context.timeline:
+        paths["what the LLM hears"] = plot_context_timeline(ev.context, out / "context.png",
+                                                            "the context sentence against the labels")
     data = {**ev.to_dict(), "run": extra or {}, "plots": {k: p.name for k, p in paths.items()}}
     paths["json"] = out / "report.json"
     paths["json"].write_text(json.dumps(data, indent=2) + "\n")
@@ -129,6 +116,8 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str = "Emotion perc
     context += [("results", str(data["source"])), ("labels", str(data["labels"]))]
     sections = [("Warnings", ("labels that cannot fit the run",), [(w,) for w in ev.warnings])] if ev.warnings else []
     sections += [("Scores", ("metric", "value"), _rows(data)), ("Per-class recall", ("class", "recall"), recall)]
+    if ev.context is not None:
+        sections.append(("What the LLM hears (the context sentence)", ("metric", "value"), context_summary_rows(data)))
     paths.update(write_pages(out, title, context, sections, paths))
     return paths
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..labels import CLASS_NAMES
+from .context_eval import ContextScore
 from .labels_file import Labels
 from .metrics import Scores, score
 from .results import Results
@@ -40,6 +41,7 @@ class Evaluation:
     labels: Labels | None = None
     source: str = ""
     warnings: list[str] = field(default_factory=list)  # labels that cannot fit the run (label_warnings)
+    context: ContextScore | None = None  # what the LLM hears (context_eval.replay_results)
 
     @property
     def missed(self) -> int:
@@ -66,6 +68,7 @@ class Evaluation:
             "unlabelled_frames_with_faces": self.unlabelled_with_faces,
             "latency_ms": self.latency_percentiles(),
             "warnings": list(self.warnings),
+            **(self.context.to_dict() if self.context is not None else {}),
         }
 
 

@@ -18,7 +18,7 @@ import torch
 
 from ..images import check_rgb
 from ..types import Box
-from .detectors import check_device, from_reference
+from .base import check_device, from_reference
 from .mtcnn import MTCNNDetector, ONet, crops, load_stage, normalise, squared, weight_paths
 
 ONET_SIZE = 48

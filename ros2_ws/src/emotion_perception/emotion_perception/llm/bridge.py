@@ -4,7 +4,9 @@
 always resolves to a ``BridgeReply`` — the answer, or an error reply when the text is invalid, the
 queue is full, the backend failed, or the bridge was closed. The emotion context is read when the
 request is *served* (the freshest perception), and reported back with the reply. Only successful
-turns enter the conversation memory.
+turns enter the conversation memory, kept per user: a request without a user id is the addressed
+person's (``EmotionContext.person_id``) when re-identification knows them, so the conversation
+follows the person.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .backends import INTERNAL, ChatBackend, ChatResult
+from .context import EmotionContext
 from .prompt import ConversationMemory, PromptBuilder
 
 QUEUE_FULL = "queue_full"
@@ -49,9 +52,9 @@ class _Request:
 
 
 class LLMBridge:
-    """``context_fn() -> str`` gives the current emotion context sentence."""
+    """``context_fn()`` gives the current emotion context: an ``EmotionContext``, or just its sentence."""
 
-    def __init__(self, backend: ChatBackend, context_fn: Callable[[], str],
+    def __init__(self, backend: ChatBackend, context_fn: Callable[[], EmotionContext | str],
                  prompt: PromptBuilder | None = None, memory: ConversationMemory | None = None,
                  max_queue: int = 8, stream: bool = True) -> None:
         if max_queue < 1:
@@ -132,12 +135,14 @@ class LLMBridge:
 
     def _serve(self, req: _Request) -> BridgeReply:
         context = self.context_fn()
-        messages = self.prompt.messages(context, self.memory.history(req.user_id), req.text)
+        sentence = context if isinstance(context, str) else context.sentence
+        user_id = req.user_id or ("" if isinstance(context, str) else context.person_id)
+        messages = self.prompt.messages(sentence, self.memory.history(user_id), req.text)
         on_token = _forward_tokens(req) if req.on_token is not None and self.stream else None
         result = self.backend.chat(messages, on_token)
         if result.ok:
-            self.memory.add(req.user_id, messages[-1]["content"], result.text)
-        return BridgeReply(req.request_id, req.user_id, req.text, result, context)
+            self.memory.add(user_id, messages[-1]["content"], result.text)
+        return BridgeReply(req.request_id, user_id, req.text, result, sentence)
 
 
 def _forward_tokens(req: _Request) -> Callable[[str], None]:

@@ -6,7 +6,9 @@ objects, so the wiring is testable without rclpy. Names with a dot are nested in
 """
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from ..parameters import Param
 from .backends import ChatBackend, create_backend
@@ -47,12 +49,20 @@ PARAMETERS: tuple[Param, ...] = (
     Param("context.min_confidence", _CTX.min_confidence, "below this smoothed probability the emotion is reported as uncertain"),
     Param("context.addressee", _CTX.addressee, "whom the robot talks to: 'largest' face box or 'most_confident' estimate"),
     Param("context.addressee_ratio", _CTX.addressee_ratio, "another face must score this many times higher to become the addressee"),
-    Param("context.template", _CTX.template, "context sentence; fields {who} {emotion} {class_name} {confidence} {polarity} {scene} {count} {face_id} {valence} {arousal}"),
+    Param("context.max_people", _CTX.max_people, "people described in the sentence, the addressee included (nearest first)"),
+    Param("context.memory_s", _CTX.memory_s, "a person (re-identified person id) is remembered this many seconds after last seen, in memory only"),
+    Param("context.max_remembered", _CTX.max_remembered, "people remembered at most (least recently seen forgotten first)"),
+    Param("context.history_interval_s", _CTX.history_interval_s, "per-person timeline: the dominant emotion is kept per interval of this many seconds"),
+    Param("context.back_note_s", _CTX.back_note_s, "for this many seconds after a person comes back, {back} says so"),
+    Param("context.template", _CTX.template, "context sentence; fields {who} {emotion} {class_name} {confidence} {polarity} {scene} {count} {face_id} {person_id} {person} {position} {others} {back} {valence} {arousal}"),
     Param("context.uncertain_template", _CTX.uncertain_template, "sentence when the emotion is uncertain (same fields)"),
     Param("context.nobody_template", _CTX.nobody_template, "sentence when no face is visible"),
     Param("context.scene_template", _CTX.scene_template, "fills {scene} when the scene polarity is known (same fields)"),
     Param("context.single_person", _CTX.single_person, "fills {who} when one face is visible"),
-    Param("context.several_people", _CTX.several_people, "fills {who} when several faces are visible ({count})"),
+    Param("context.several_people", _CTX.several_people, "fills {who} when several faces are visible ({count}, {position})"),
+    Param("context.others_template", _CTX.others_template, "fills {others} when other people are described; {people} = their other_person texts joined by '; '"),
+    Param("context.other_person", _CTX.other_person, "one other person in {people}: {position} {person} {emotion} ('uncertain' when it is) and the other fields"),
+    Param("context.back_template", _CTX.back_template, "fills {back}: {person} {absent_s} (seconds away) {earlier} (dominant emotion before) and the other fields"),
 )
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
 
@@ -60,6 +70,26 @@ DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
 def context_config(values: dict[str, Any]) -> ContextConfig:
     prefix = "context."
     return ContextConfig(**{k[len(prefix):]: v for k, v in {**DEFAULTS, **values}.items() if k.startswith(prefix)})
+
+
+def backend_url(values: dict[str, Any]) -> str:
+    v = {**DEFAULTS, **values}
+    return v["ollama_host"] if v["backend"] == "ollama" else v["openai_base_url"]
+
+
+def remote_backend_warning(values: dict[str, Any]) -> str | None:
+    """A warning when the LLM server is not on this machine (not loopback): emotion data leaves it."""
+    url = backend_url(values)
+    host = (urlsplit(url if "//" in url else "//" + url).hostname or "").lower()
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    if local:
+        return None
+    return (f"the LLM backend {url} is not on this robot (not a loopback address): every request sends the "
+            f"emotion context (how the people in front of the camera look, with person ids and positions) "
+            f"and what they said to {host or 'that server'}; emotion data is sensitive personal data")
 
 
 def create_backend_from(values: dict[str, Any]) -> ChatBackend:
@@ -87,7 +117,7 @@ def build_bridge(values: dict[str, Any], clock_ns: Callable[[], int]) -> tuple[E
     tracker = EmotionContextTracker(context_config(v))
     bridge = LLMBridge(
         create_backend_from(v),
-        context_fn=lambda: tracker.context(clock_ns()).sentence,
+        context_fn=lambda: tracker.context(clock_ns()),
         prompt=PromptBuilder(v["system_prompt"], int(v["max_user_chars"])),
         memory=ConversationMemory(int(v["max_turns"]), int(v["max_users"])),
         max_queue=int(v["max_queue"]),

@@ -40,8 +40,9 @@ BY_DETECTOR = "by_detector"  # crop: {by_detector: {mtcnn: {margin: ...}}}: crop
 CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift", "align": "face_align",
                  "align_min_deg": "face_align_min_deg"}
 # EngineConfig fields a profile sets through keys of their own (window, crop, detector.interval_s,
-# threads per device) or never (the device); its ``engine`` section may set any other
-OWN_KEY_SETTINGS = {"window", "scene_interval", *CROP_SETTINGS.values(), "detect_interval_s", "threads", "device"}
+# threads per device, calibration.temperature) or never (the device); its ``engine`` section may set any other
+OWN_KEY_SETTINGS = {"window", "scene_interval", *CROP_SETTINGS.values(), "detect_interval_s", "threads", "device",
+                    "temperature"}
 
 
 # ------------------------------------------------------------------------------- model kinds
@@ -125,6 +126,7 @@ class Profile:
     devices: tuple = ()  # device types it is fast enough on (cpu, cuda, mps); empty = any
     threads: dict = field(default_factory=dict)  # device type -> CPU threads (engine/threads.py); absent = 0
     engine: dict = field(default_factory=dict)  # other engine settings (settings.ENGINE_SETTINGS), e.g. smoothing
+    calibration: dict = field(default_factory=dict)  # temperature (+ how it was fitted); absent = 1
     path: Path | None = None
 
     @classmethod

@@ -26,7 +26,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from ..llm.bridge import BridgeReply
-from ..llm.params import PARAMETERS, build_bridge
+from ..llm.params import PARAMETERS, backend_url, build_bridge, remote_backend_warning
 from ..messages import array_msg_to_estimates
 from .declare import declare, read
 from .spin import run
@@ -54,9 +54,10 @@ class LLMBridgeNode(Node):
         self.create_service(Chat, "chat", self._on_chat, callback_group=ReentrantCallbackGroup())
         self.create_timer(float(values["context_period_s"]), self._publish_context, callback_group=io)
         self._publish_context()
-        backend = values["backend"]
-        where = values["ollama_host"] if backend == "ollama" else values["openai_base_url"]
-        self.get_logger().info(f"LLM bridge ready: {backend} model {values['model']!r} at {where}")
+        self.get_logger().info(f"LLM bridge ready: {values['backend']} model {values['model']!r} at {backend_url(values)}")
+        warning = remote_backend_warning(values)
+        if warning:
+            self.get_logger().warning(warning)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
