@@ -240,9 +240,9 @@ class MTCNNDetector(FaceDetector):
     on big photos; faces smaller than ``min_size`` or ``12 * long side / max_side`` px are missed.
 
     ``min_size`` 24 (the first level is half the frame): a VGA camera sees a group's back row or
-    a person 3-4 m away at 25-40 px, and 40 (the default until issue 29) found 1 of the 6 faces
+    a person 2-3 m away (60 degree lens) at 25-40 px, and 40 (the default until issue 29) found 1 of the 6 faces
     of the dev set's group selfie at 640x480; 24 finds all 6 and every labelled dev-set face
-    shown at 640x480 with no phantom, at ~1.6x the CPU time of 40 per search (20: ~2x);
+    shown at 640x480 with no phantom, at 1.6-2x the CPU time of 40 per search;
     ``benchmarks/detector_speed.py --frame selfie``, ``detector_accuracy.py --fit 640 480``,
     models/README.md.
     """
