@@ -126,8 +126,8 @@ class MiniXception(nn.Module):
     """mini-Xception with BatchNorm folded into the convolutions: [N,1,H,W] -> [N,7] logits (fer order).
 
     Weights and activations are kept channels-last: with 8-128 channels and depthwise
-    convolutions, oneDNN's NCHW path costs 2.5-4x more per face on one CPU thread (6 faces:
-    ~8 ms against 21-32 ms, benchmarks/README.md, Groups).
+    convolutions, oneDNN's NCHW path costs 1.4-1.8x the CPU time on one thread (6 faces: 20.4
+    against 11.6 ms; ``benchmarks/lite_batch.py``, benchmarks/README.md, "Groups and distance").
     """
 
     def __init__(self):
