@@ -116,8 +116,9 @@ class PerceptionEngine:
     time, on a camera's first frame, and on the frame after a tracked face was not re-found: new
     faces appear within that interval, and a face that was just lost is looked for everywhere;
     while the re-detector cannot find a face the detector found, every frame is searched; a
-    followed face that a search misses is looked for by the re-detector on that frame. Thread-safe: one call at a
-    time (``LatestFrameWorker`` runs it on its own thread while others read ``stats()``).
+    followed face that a search misses is looked for by the re-detector on that frame.
+    Thread-safe: one call at a time (``LatestFrameWorker`` runs it on its own thread while others
+    read ``stats()``).
 
     Face ids are unique across cameras: with one camera they read ``face_<n>``; once the engine
     serves several (``set_cameras``), every id carries its camera's index: ``cam0_face_1``,
