@@ -11,8 +11,14 @@ the detector gives the tracker; ``benchmarks/accuracy.py --detector NAME`` score
 ``--opencv-grid`` sweeps the cascade's settings (scale factor, neighbours, search size) on the
 whole set, for tuning the fallback without tuning per file.
 
+``--fit W H`` shows every frame as a W x H camera would (scaled down to fit, never up, centred
+on black), and ``--distances`` shrinks it further on that canvas (0.5: the people twice as far
+away); each labelled photo face (the ones with a box) is then also counted in a bin of its side
+in pixels of the frame the detector sees, so "faces found per face size" reads off directly.
+
     PYTHONPATH=ros2_ws/src/emotion_perception .venv/bin/python benchmarks/detector_accuracy.py
     ... benchmarks/detector_accuracy.py --detectors opencv --opencv-grid --every 4 --max-sides 256 320 400
+    ... benchmarks/detector_accuracy.py --detectors mtcnn --set min_size=24 --fit 640 480 --distances 1 0.5 0.25
 """
 from __future__ import annotations
 
@@ -22,7 +28,10 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "ros2_ws" / "src" / "emotion_perception"))
@@ -32,6 +41,9 @@ from emotion_perception.evaluation.video import VideoSource  # noqa: E402
 from emotion_perception.faces import create_detector  # noqa: E402
 
 BLAZEFACE_FILES = {"blazeface": ("blazeface.pth", "anchors.npy"), "blazeface_back": ("blazefaceback.pth", "anchorsback.npy")}
+
+
+SIZE_BINS = (0, 24, 32, 48, 64, 96, 192)  # face side, px of the frame the detector sees
 
 
 def labelled_frames(items, every: int = 1):
@@ -45,9 +57,34 @@ def labelled_frames(items, every: int = 1):
             yield item, item.labels[0], evalset.read_image(item.path)
 
 
+def on_camera(frames, width: int, height: int, distance: float = 1.0):
+    """``frames`` as a width x height camera sees them: scaled to fit (never up) times ``distance``,
+    centred on black; labelled boxes moved with the image."""
+    import cv2
+
+    for item, labels, image in frames:
+        scale = min(width / image.shape[1], height / image.shape[0], 1.0) * distance
+        w, h = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+        x0, y0 = (width - w) // 2, (height - h) // 2
+        canvas = np.zeros((height, width, 3), np.uint8)
+        canvas[y0 : y0 + h, x0 : x0 + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        moved = [label if label.box is None else replace(label, box=type(label.box)(
+            x0 + label.box.x * scale, y0 + label.box.y * scale, label.box.w * scale, label.box.h * scale))
+            for label in labels]
+        yield item, moved, canvas
+
+
+def size_bin(side: float) -> str:
+    low = max(edge for edge in SIZE_BINS if edge <= side)
+    higher = [edge for edge in SIZE_BINS if edge > side]
+    return f"{low}-{higher[0]}" if higher else f">={low}"
+
+
 def score(detector, frames) -> dict:
-    """Found and phantom rates of ``detector`` over the frames, overall and per item."""
+    """Found and phantom rates of ``detector`` over the frames, overall, per item and per face
+    size (labelled faces with a box only)."""
     per_item: dict[str, dict] = {}
+    by_size: dict[str, dict] = {}
     cpu = 0.0
     for item, labels, image in frames:
         start = time.process_time()
@@ -59,17 +96,38 @@ def score(detector, frames) -> dict:
         counts["found"] += sum(label.person in matched for label in labels)
         counts["frames"] += 1
         counts["phantom_frames"] += bool(phantoms)
+        for label in labels:
+            if label.box is not None:
+                size = by_size.setdefault(size_bin(max(label.box.w, label.box.h)), {"faces": 0, "found": 0})
+                size["faces"] += 1
+                size["found"] += label.person in matched
     total = {k: sum(c[k] for c in per_item.values()) for k in ("faces", "found", "frames", "phantom_frames")}
+    order = {size_bin(edge): i for i, edge in enumerate(SIZE_BINS)}
     return {
         "found_rate": round(total["found"] / total["faces"], 4),
         "phantom_rate": round(total["phantom_frames"] / total["frames"], 4),
         "cpu_ms_per_frame": round(1000 * cpu / total["frames"], 2),
         **total,
+        "found_by_face_side_px": {k: by_size[k] for k in sorted(by_size, key=order.get)},
         "items_below_full": {
             name: {"found_rate": round(c["found"] / c["faces"], 3), "phantom_frames": c["phantom_frames"]}
             for name, c in per_item.items() if c["found"] < c["faces"] or c["phantom_frames"]
         },
     }
+
+
+def detector_options(pairs: list[str]) -> dict:
+    """``["min_size=24", ...]`` -> constructor keywords with number values."""
+    options = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        try:
+            options[name.strip()] = int(text) if text.strip().lstrip("-").isdigit() else float(text)
+        except ValueError:
+            raise SystemExit(f"--set {pair!r}: expected OPTION=NUMBER") from None
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: expected OPTION=NUMBER")
+    return options
 
 
 def build(name: str, blazeface_dir: Path, options: dict):
@@ -94,6 +152,12 @@ def main() -> int:
     parser.add_argument("--max-sides", type=int, nargs="+", default=[256, 320, 400])
     parser.add_argument("--threads", type=int, default=1, help="torch / OpenCV threads")
     parser.add_argument("--every", type=int, default=1, help="score every N-th labelled video frame (faster sweeps)")
+    parser.add_argument("--fit", type=int, nargs=2, metavar=("W", "H"), default=None,
+                        help="show every frame as a W x H camera would (scaled down to fit, centred)")
+    parser.add_argument("--distances", type=float, nargs="+", default=[1.0],
+                        help="with --fit: also shrink the frame's content by these factors (0.5: twice as far)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="OPTION=VALUE",
+                        help="detector constructor option, e.g. min_size=24 (repeatable)")
     args = parser.parse_args()
 
     import cv2
@@ -103,9 +167,12 @@ def main() -> int:
     cv2.setNumThreads(args.threads)
     items = evalset.load_eval_set(args.data / "eval") + evalset.named_image_items(args.data / "images" / "emotion_labeled")
     frames = list(labelled_frames(items, args.every))
+    views = {None: frames}
+    if args.fit:
+        views = {d: list(on_camera(frames, *args.fit, d)) for d in args.distances}
     results = []
     for name in args.detectors:
-        grid = [{}]
+        grid = [detector_options(args.settings)]
         if name == "opencv" and args.opencv_grid:
             grid = [
                 {"scale_factor": f, "min_neighbors": n, "max_side": m}
@@ -117,8 +184,10 @@ def main() -> int:
             except (FileNotFoundError, ImportError) as error:
                 results.append({"detector": name, "skipped": str(error)})
                 continue
-            results.append({"detector": name, **options, **score(detector, frames)})
-            print(json.dumps(results[-1]), file=sys.stderr)
+            for distance, view in views.items():
+                where = {} if distance is None else {"fit": args.fit, "distance": distance}
+                results.append({"detector": name, **options, **where, **score(detector, view)})
+                print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({
         "benchmark": "detector_accuracy",
         "frames": len(frames),

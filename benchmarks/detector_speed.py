@@ -8,6 +8,7 @@ reported together with the load average.
 
     PYTHONPATH=ros2_ws/src/emotion_perception .venv/bin/python benchmarks/detector_speed.py --threads 1
     ... benchmarks/detector_speed.py --detectors opencv dlib_cnn --frames 3   # dlib_cnn: seconds per frame on CPU
+    ... benchmarks/detector_speed.py --detectors mtcnn --mtcnn-min-size 40 24 --frame selfie   # the group selfie at 640x480
 """
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ def test_frame(data: Path) -> np.ndarray:
     bgr = cv2.resize(bgr, (round(bgr.shape[1] * scale), 480), interpolation=cv2.INTER_AREA)
     left = (bgr.shape[1] - 640) // 2
     return np.ascontiguousarray(cv2.cvtColor(bgr[:, left : left + 640], cv2.COLOR_BGR2RGB))
+
+
+def selfie_frame(data: Path) -> np.ndarray:
+    """The dev set's group selfie (2048x1536, six labelled faces) at 640x480: faces of 30-180 px."""
+    bgr = cv2.imread(str(data / "eval" / "images" / "oarriaga_bitbots_team_selfie.jpg"))
+    if bgr is None:
+        raise SystemExit(f"cannot read the group selfie under {data / 'eval' / 'images'}")
+    return np.ascontiguousarray(cv2.cvtColor(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
 
 
 def measure(detectors: dict, frame: np.ndarray, frames: int, warmup: int = 5) -> dict:
@@ -94,18 +103,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch/OpenCV thread counts to try")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--opencv-max-side", type=int, nargs="+", default=[256, 320], help="sizes to try")
+    parser.add_argument("--mtcnn-min-size", type=float, nargs="+", default=[None],
+                        help="MTCNN smallest face sizes to try (default: the detector's)")
+    parser.add_argument("--frame", choices=("single_face", "selfie"), default="single_face")
     args = parser.parse_args()
 
     import torch
 
     load_before = round(os.getloadavg()[0], 2)
     weights_dir = args.weights / "detectors" if args.weights else args.data / "blazeface"
-    frame = test_frame(args.data)
+    frame = test_frame(args.data) if args.frame == "single_face" else selfie_frame(args.data)
     results = []
     detectors, settings = {}, {}
     for name in args.detectors:
         detector_path, anchor_path = WEIGHTS[name]
-        for options in [{"max_side": m} for m in args.opencv_max_side] if name == "opencv" else [{}]:
+        grid = {"opencv": [{"max_side": m} for m in args.opencv_max_side],
+                "mtcnn": [{"min_size": m} if m is not None else {} for m in args.mtcnn_min_size]}
+        for options in grid.get(name, [{}]):
             try:
                 detector = create_detector(
                     name,
@@ -126,7 +140,8 @@ def main() -> None:
             results.append({**settings[key], "threads": threads, **result})
     report = {
         "benchmark": "detector_speed",
-        "frame": "640x480 RGB, one face (videos/single_face.mp4 frame 0)",
+        "frame": "640x480 RGB, " + ("one face (videos/single_face.mp4 frame 0)" if args.frame == "single_face"
+                                    else "the group selfie, six faces (eval/images)"),
         "device": args.device,
         "cpu_count": os.cpu_count(),
         "load_average_1min_before": load_before,

@@ -309,6 +309,37 @@ def test_a_face_the_re_detector_cannot_see_is_searched_for_every_frame_not_lost_
     assert xs == [[20]] * 8
 
 
+class BoxRedetector:
+    """Finds a face in every box it is asked about, except (frame, x) pairs of ``blind``."""
+
+    def __init__(self, blind=()):
+        self.asked, self.blind, self.frame = {}, set(blind), 0
+
+    def redetect(self, rgb, boxes):
+        self.asked.setdefault(self.frame, []).append(list(boxes))
+        return [None if (self.frame, round(b.x)) in self.blind else Detection(b, 0.8) for b in boxes]
+
+
+def test_a_followed_face_that_a_search_misses_is_re_found_on_that_frame():
+    """Two faces, the search of frame 5 misses the second (a head turned at that moment): the
+    re-detector is asked about that face alone on frame 5, and it stays in the output under its
+    id. Where the re-detector cannot see it either, it is left out (nothing is made up)."""
+    other = Box(70, 16, 20, 20)
+    for blind, expected in (((), [FACE.x, other.x]), (((5, other.x),), [FACE.x])):
+        detector = ScriptedDetector(lambda i, rgb: [(FACE, 0.9)] + ([] if i == 1 else [(other, 0.9)]))
+        redetector = BoxRedetector(blind)
+        engine = PerceptionEngine(ConvModel(), detector, EngineConfig(detect_interval_s=0.25, **CPU), redetector)
+        out = []
+        for i, frame in enumerate(frames_at(20, 6)):
+            redetector.frame = i
+            out.append(engine.process(frame))
+        assert sorted(e.box.x for e in out[5]) == expected
+        rescue, learnt = redetector.asked[5]  # then the follower learns the boxes of what it keeps
+        assert [round(b.x) for b in rescue] == [other.x] and [round(b.x) for b in learnt] == expected
+        if not blind:
+            assert {e.face_id for e in out[5]} == {e.face_id for e in out[4]}
+
+
 def test_every_frame_is_searched_without_a_re_detector_or_an_interval():
     for redetector, interval in ((None, 0.25), (MovingFaceRedetector(), 0.0)):
         detector = always(FACE)

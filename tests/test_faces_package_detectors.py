@@ -119,6 +119,23 @@ def test_mtcnn_pyramid_maps_min_size_onto_the_12px_window():
     assert capped[0] == pytest.approx(0.5)  # 640 px long side searched at 320
 
 
+@needs_facenet_wheel
+def test_mtcnn_default_finds_the_whole_group_in_a_vga_frame(labelled):
+    """The bare install's detector on the group selfie as a 640x480 camera sees it (issue 29):
+    the back row's faces are 30-36 px there, the selfie taker's 180 px. All six labelled faces
+    are found, each on its hand-drawn box, and nothing else (the old default, min_size 40, found
+    only the selfie taker)."""
+    image, boxes = labelled[SELFIE]
+    scale = 640 / image.shape[1]
+    frame = cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA)
+    expected = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale) for b in boxes]
+    assert sum(b.w < 40 for b in expected) == 5  # the back row is below the old default's 40 px
+    found = create_detector("mtcnn").detect(frame)
+    assert len(found) == len(expected) == 6, found
+    for box in expected:
+        assert max(d.box.iou(box) for d in found) >= 0.5, (box, found)
+
+
 def test_mtcnn_weight_errors(tmp_path):
     with pytest.raises(WeightsMissingError, match="pnet.pt"):
         create_detector("mtcnn", path_to_detector=tmp_path)

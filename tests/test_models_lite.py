@@ -210,6 +210,21 @@ def test_window_is_masked_mean_of_frame_probabilities(model):
     torch.testing.assert_close(model.forward_window(garbage, mask).logits, out.logits)
 
 
+def test_a_batch_of_faces_gives_each_face_its_own_answer(model, astronaut):
+    """The engine encodes all faces of a frame in one call: face i of a batch of six (one real,
+    five random crops) must read as it reads alone, whatever the others are."""
+    rng = np.random.default_rng(2)
+    x, y, side = cascade_face(astronaut)
+    real = cv2.resize(astronaut[y:y + side, x:x + side], (64, 64))
+    faces = np.concatenate([real[None], rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)])
+    with torch.no_grad():
+        batch = model.encode_faces(torch.from_numpy(faces))
+        alone = torch.cat([model.encode_faces(torch.from_numpy(face[None])) for face in faces])
+    torch.testing.assert_close(batch, alone, atol=1e-5, rtol=1e-5)
+    assert CLASS_NAMES[batch[0].argmax()] == "happy"
+    assert len({tuple(row.round(decimals=3).tolist()) for row in batch}) == 6  # no face's answer copied to another
+
+
 def test_other_crop_sizes_are_resized_and_bad_input_is_refused(model, astronaut):
     x, y, side = cascade_face(astronaut)
     big = cv2.resize(astronaut[y:y + side, x:x + side], (128, 128))

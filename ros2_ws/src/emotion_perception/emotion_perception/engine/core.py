@@ -121,8 +121,10 @@ class PerceptionEngine:
     > 0 and a re-detector, the whole frame is searched only every that many seconds of camera
     time, on a camera's first frame, and on the frame after a tracked face was not re-found: new
     faces appear within that interval, and a face that was just lost is looked for everywhere;
-    while the re-detector cannot find a face the detector found, every frame is searched. Thread-safe: one call at a
-    time (``LatestFrameWorker`` runs it on its own thread while others read ``stats()``).
+    while the re-detector cannot find a face the detector found, every frame is searched; a
+    followed face that a search misses is looked for by the re-detector on that frame.
+    Thread-safe: one call at a time (``LatestFrameWorker`` runs it on its own thread while others
+    read ``stats()``).
 
     Face ids are unique across cameras: with one camera they read ``face_<n>``; once the engine
     serves several (``set_cameras``), every id carries its camera's index: ``cam0_face_1``,
@@ -254,6 +256,8 @@ class PerceptionEngine:
             searched = self._search_due(state, now)
             searches += searched
             found = self._detect(frame.image) if searched else self._follow(frame.image, state, now)
+            if searched and state.follower is not None:
+                found = self._keep_followed(frame.image, state, now, found)
             update = state.tracker.update(found, now)
             if searched and state.follower is not None and self.redetector is not self.detector:
                 state.search_now = not state.follower.learn(frame.image, [(t.track_id, t.box) for t in update.visible])
@@ -391,6 +395,20 @@ class PerceptionEngine:
         found = state.follower.follow(rgb, state.tracker.predictions(now))
         state.search_now = any(d is None for d in found)
         return self._checked([d for d in found if d is not None], *rgb.shape[:2])
+
+    def _keep_followed(self, rgb: np.ndarray, state: _Source, now: float, found: list[Detection]) -> list[Detection]:
+        """A search's detections plus the followed faces it missed, re-found near their predicted
+        boxes in one re-detector call. A search can miss a face the follower holds (a turned head
+        whose score hovers at the threshold); without this that face would vanish until the next
+        search, 0.5 s later. A face the re-detector cannot find either stays missed."""
+        overlaps = self.config.iou_threshold
+        missed = [(track_id, box) for track_id, box in state.tracker.predictions(now)
+                  if all(box.iou(d.box) < overlaps for d in found)]
+        if not missed:
+            return found
+        again = [d for d in state.follower.follow(rgb, missed)
+                 if d is not None and all(d.box.iou(other.box) < overlaps for other in found)]
+        return self._checked(found + again, *rgb.shape[:2])
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         """Detections in frame pixels: finite, clipped to the frame, best ``max_faces`` by score."""

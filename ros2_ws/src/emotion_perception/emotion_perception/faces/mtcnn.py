@@ -251,10 +251,12 @@ class MTCNNDetector(FaceDetector):
     (the image is never searched above that many pixels on its long side), which bounds the cost
     on big photos; faces smaller than ``min_size`` or ``12 * long side / max_side`` px are missed.
 
-    ``min_size`` 40 (the first level is 30 % of the frame): on a 640x480 frame this costs about
-    0.7x the OpenCV cascade and finds every labelled face of the dev set (every 4th video frame);
-    ``min_size=20`` reaches faces half that size at 1.7x the cascade's CPU time (one 640x480
-    frame, one thread, interleaved runs; ``benchmarks/detector_speed.py``).
+    ``min_size`` 24 (the first level is half the frame): a VGA camera sees a group's back row or
+    a person 2-3 m away (60 degree lens) at 25-40 px, and 40 (the default until issue 29) found 1 of the 6 faces
+    of the dev set's group selfie at 640x480; 24 finds all 6 and every labelled dev-set face
+    shown at 640x480 with no phantom, at 1.6-2x the CPU time of 40 per search;
+    ``benchmarks/detector_speed.py --frame selfie``, ``detector_accuracy.py --fit 640 480``,
+    models/README.md.
     """
 
     name = "mtcnn"
@@ -265,7 +267,7 @@ class MTCNNDetector(FaceDetector):
         device: str = "cpu",
         weights_dir: str | Path | None = None,
         min_score: float = 0.7,
-        min_size: float = 40,
+        min_size: float = 24,
         thresholds: tuple[float, float] = (0.6, 0.7),
         scale_factor: float = 0.709,
         max_side: int = 640,
