@@ -1,8 +1,9 @@
 """Run the README's ROS 2 commands verbatim, in a fresh clone, as a user would (issue 24).
 
-The commands are read from the README itself: the ```bash blocks of "ROS 2 quick start" (the robot
-recipe) and of "How the ROS tests run" (the PyPI Jazzy venv with launch and the ros2 CLI from
-source), so the README cannot drift from what runs. Each block runs line by line in one bash
+The commands are read from the documentation itself: the ```bash blocks of "With ROS 2" or "ROS 2
+quick start" (the robot recipe) and of "How the ROS tests run" (the PyPI Jazzy venv with launch
+and the ros2 CLI from source), wherever they are in README.md and docs/ros.md, so the
+documentation cannot drift from what runs. Each block runs line by line in one bash
 (``cd`` and sourced files carry on), in a fresh ``git clone`` of this repository, HOME pointing to
 a scratch folder. A `ros2 launch` that does not end by itself gets a Ctrl-C after
 ``--launch-seconds``, as a user stops it; every line must end with exit status 0.
@@ -28,7 +29,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {"robot": "## ROS 2 quick start", "tests": "### How the ROS tests run"}
+SECTIONS = {"robot": ("## With ROS 2", "## ROS 2 quick start"), "tests": ("### How the ROS tests run",)}
+DOCUMENTS = ("README.md", "docs/ros.md")
 MARK = "__README_ROS_RC__"
 
 
@@ -49,13 +51,29 @@ def section_text(readme: str, heading: str) -> str:
 
 
 def commands(readme: str, section: str) -> list[str]:
-    """The lines of the ```bash blocks in ``section`` (robot: before its "How the ROS tests run")."""
-    text = section_text(readme, SECTIONS[section])
-    if section == "robot":
-        text = text.split("\n" + SECTIONS["tests"])[0]
-    lines = []
-    for block in re.findall(r"^ *```bash\n(.*?)^ *```", text, re.M | re.S):
-        lines += [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
+    """The lines of the ```bash blocks under ``section``'s headings in ``readme`` (one document's
+    text; robot: up to its "How the ROS tests run"), each line once, in order."""
+    lines: list[str] = []
+    for heading in SECTIONS[section]:
+        if "\n" + heading not in "\n" + readme:
+            continue
+        text = section_text("\n" + readme, heading)
+        if section == "robot":
+            text = text.split("\n" + SECTIONS["tests"][0])[0]
+        for block in re.findall(r"^ *```bash\n(.*?)^ *```", text, re.M | re.S):
+            for line in block.splitlines():
+                line = line.strip()
+                if line and not line.startswith("#") and line not in lines:
+                    lines.append(line)
+    return lines
+
+
+def documented(root: Path, section: str) -> list[str]:
+    """``commands`` of every document in DOCUMENTS that exists under ``root``, each line once."""
+    lines: list[str] = []
+    for name in DOCUMENTS:
+        if (root / name).is_file():
+            lines += [c for c in commands((root / name).read_text(), section) if c not in lines]
     return lines
 
 
@@ -130,13 +148,12 @@ def main() -> int:
            if k in keep or not k.startswith(("AMENT_", "COLCON_", "ROS_", "PYTHON", "FASTRTPS_", "VIRTUAL_ENV"))}
     env.update(HOME=str(home), PATH=f"{Path(args.venv).resolve()}/bin:{env['PATH']}",
                VIRTUAL_ENV=str(Path(args.venv).resolve()))
-    readme = (clone / "README.md").read_text()
     lines = []
     for section in args.section:
         if section == "launch":
-            lines += [("launch", c) for c in commands(readme, "robot") if c.startswith("ros2 launch")]
+            lines += [("launch", c) for c in documented(clone, "robot") if c.startswith("ros2 launch")]
         else:
-            lines += [(section, c) for c in commands(readme, section)]
+            lines += [(section, c) for c in documented(clone, section)]
     shell = Shell(clone, env, work / "shell.log")
     results = []
     try:

@@ -19,7 +19,10 @@ spec = importlib.util.spec_from_file_location("readme_ros", ROOT / "scripts" / "
 readme_ros = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(readme_ros)
 
-README = (ROOT / "README.md").read_text()
+
+
+def documented(section: str) -> list[str]:
+    return readme_ros.documented(ROOT, section)
 
 
 def launch_arguments() -> dict[str, list[str] | None]:
@@ -40,7 +43,7 @@ def launch_arguments() -> dict[str, list[str] | None]:
 
 @pytest.mark.parametrize("section", ["robot", "tests"])
 def test_each_section_has_commands_that_bash_parses(section):
-    lines = readme_ros.commands(README, section)
+    lines = documented(section)
     assert len(lines) >= 3, lines
     for line in lines:
         out = subprocess.run(["bash", "-n", "-c", line], capture_output=True, text=True)
@@ -48,7 +51,7 @@ def test_each_section_has_commands_that_bash_parses(section):
 
 
 def test_the_robot_recipe_is_read_up_to_the_tests_section():
-    robot, tests = readme_ros.commands(README, "robot"), readme_ros.commands(README, "tests")
+    robot, tests = documented("robot"), documented("tests")
     assert robot[0].startswith(". /opt/ros/") and any(c.startswith("ros2 launch") for c in robot)
     assert not set(robot) & set(tests)
     assert any("scripts/ros_overlay.sh" in c for c in tests)
@@ -57,7 +60,7 @@ def test_the_robot_recipe_is_read_up_to_the_tests_section():
 def test_repository_files_named_by_the_commands_exist():
     named = set()
     for section in ("robot", "tests"):
-        for line in readme_ros.commands(README, section):
+        for line in documented(section):
             named |= set(re.findall(r"(?:\./|\.\./)?((?:scripts|ros2_ws|tests)/[\w./-]+)", line))
     assert {"scripts/ros_overlay.sh", "scripts/ros_wheels.cmake"} <= named
     for path in named:
@@ -66,7 +69,7 @@ def test_repository_files_named_by_the_commands_exist():
 
 def test_launch_commands_use_declared_arguments_and_allowed_values():
     declared = launch_arguments()
-    launches = [c for c in readme_ros.commands(README, "robot") if c.startswith("ros2 launch")]
+    launches = [c for c in documented("robot") if c.startswith("ros2 launch")]
     assert len(launches) >= 2
     for line in launches:
         words = shlex.split(line, comments=True)
@@ -82,7 +85,7 @@ def test_launch_commands_use_declared_arguments_and_allowed_values():
 def test_sourced_workspace_setup_is_the_one_every_colcon_writes():
     """colcon-core writes install/setup.sh; setup.bash needs colcon-bash, which the PyPI venv's colcon
     lacks (the README's `. install/setup.bash` failed there)."""
-    sourced = [m for section in ("robot", "tests") for c in readme_ros.commands(README, section)
+    sourced = [m for section in ("robot", "tests") for c in documented(section)
                for m in re.findall(r"\. (install/setup\.\w+)", c)]
     assert sourced and set(sourced) == {"install/setup.sh"}
 
