@@ -97,7 +97,7 @@ def test_file_holds_embeddings_and_times_only_owner_readable_and_survives_a_rest
     g.save()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with np.load(path) as data:
-        assert sorted(data.files) == ["counter", "counts", "embeddings", "ids", "times", "version"]
+        assert sorted(data.files) == ["counter", "counts", "embeddings", "ids", "retention_s", "times", "version"]
         assert data["embeddings"].shape == (2, 8) and data["embeddings"].dtype == np.float32
         assert list(data["ids"]) == [a, b]
     again = PersonGallery(path=path, retention_s=3600, clock=clock)
@@ -313,3 +313,54 @@ def test_real_model_same_person_close_different_people_apart(embedder, shared_da
         assert np.linalg.norm(vectors[n, "neutral"] - vectors[n, "smiling"]) < threshold, n
     for (n1, l1), (n2, l2) in [(a, b) for a in vectors for b in vectors if a[0] < b[0]]:
         assert np.linalg.norm(vectors[n1, l1] - vectors[n2, l2]) > threshold, (n1, n2)
+
+
+# ------------------------------------------------------------------ the CLI
+
+def _gallery_file(path):
+    """Three persons seen just now (the CLI runs on the real clock) and one 2 h ago, kept 1 h."""
+    import time
+
+    clock = Clock(time.time() - 7200)
+    g = PersonGallery(path=path, retention_s=3600, clock=clock)
+    stale = g.add(unit(0.5, 0.5))
+    clock.t = time.time()
+    ids = [g.add(unit(1.0)), g.add(unit(0.0, 1.0)), g.add(unit(0.0, 0.0, 1.0))]
+    g.save()  # sightings are written at most every SAVE_EVERY_S; the session's end saves the rest
+    with np.load(path) as data:
+        assert stale in list(data["ids"])
+    return ids
+
+
+def test_cli_lists_and_forgets_one_person_or_everyone(tmp_path, capsys):
+    from emotion_perception.cli import main
+
+    path = tmp_path / "gallery.npz"
+    a, b, c = _gallery_file(path)
+    assert main(["persons", "list", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 person(s), kept 3600 s" in out and all(p in out for p in (a, b, c))  # the stale one expired
+    assert main(["persons", "forget", str(path), "--person", b]) == 0
+    assert "erased person_3" in capsys.readouterr().out
+    assert PersonGallery(path=path).ids() == [a, c]
+    assert main(["persons", "forget", str(path), "--person", b]) == 1  # gone already: says so, fails
+    assert "no person 'person_3'" in capsys.readouterr().out
+    assert main(["persons", "forget", str(path), "--all"]) == 0
+    with np.load(path) as data:
+        assert data["embeddings"].shape[0] == 0 and list(data["ids"]) == []
+
+
+def test_cli_persons_errors_are_one_line(tmp_path, capsys):
+    from emotion_perception.cli import main
+
+    assert main(["persons", "list", str(tmp_path / "missing.npz")]) == 1
+    assert "no gallery file" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"junk")
+    assert main(["persons", "forget", str(bad), "--all"]) == 1
+    err = capsys.readouterr().err
+    assert "not a person gallery" in err and "Traceback" not in err
+    path = tmp_path / "g.npz"
+    _gallery_file(path)
+    assert main(["persons", "forget", str(path)]) == 1
+    assert "--person ID or --all" in capsys.readouterr().err

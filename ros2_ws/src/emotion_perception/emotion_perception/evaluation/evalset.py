@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,6 +282,9 @@ class ItemScore:
     phantom_faces: int = 0
     confusion: dict[str, np.ndarray] = field(default_factory=lambda: {s: _empty_confusion() for s in LABEL_SETS})
     ids_per_appearance: list[int] = field(default_factory=list)  # videos: distinct ids per person-run
+    # labelled face -> how often each person id was given to it (identity on); the engine's
+    # gallery outlives its per-item reset, so the same person in two items can share an id
+    person_ids: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, other: "ItemScore") -> None:
         for name in ("frames", "labelled_frames", "phantom_frames", "phantom_faces"):
@@ -288,6 +292,7 @@ class ItemScore:
         for s in LABEL_SETS:
             self.confusion[s] += other.confusion[s]
         self.ids_per_appearance += other.ids_per_appearance
+        self.person_ids.update({f"{other.name}:{face}": ids for face, ids in other.person_ids.items()})
 
     def to_dict(self) -> dict:
         ids = [n for n in self.ids_per_appearance if n > 0]
@@ -306,6 +311,9 @@ class ItemScore:
             "ids_per_appearance": float(np.mean(ids)) if ids else None,
             "max_ids_per_appearance": max(ids, default=None),
             "appearances_with_one_id": (sum(n == 1 for n in ids) / len(ids)) if ids else None,
+            "person_ids": {face: ids.most_common(1)[0][0] for face, ids in sorted(self.person_ids.items())},
+            "person_ids_per_face": (float(np.mean([len(ids) for ids in self.person_ids.values()]))
+                                    if self.person_ids else None),
         }
 
 
@@ -365,6 +373,8 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None) -> ItemS
                 target_set = LABEL_SETS[0] if label.confident else LABEL_SETS[1]
                 result.confusion[target_set][label.class_id, MISSED if est is None else est.class_id] += 1
                 ids.setdefault(label.person, {})[index] = None if est is None else str(est.face_id)
+                if est is not None and est.person_id:
+                    result.person_ids.setdefault(label.person, Counter())[est.person_id] += 1
     finally:
         engine.reset()
     if item.kind == "video":

@@ -47,7 +47,8 @@ class PersonGallery:
     ``threshold``: largest distance of an embedding to a person's nearest sample that still
     counts as that person. ``samples``: embeddings kept per person. ``path``: opt-in file (None:
     memory only). ``retention_s``: how long an unseen person is kept in the file (required with a
-    path: there is no "forever"). ``clock``: wall-clock seconds, replaceable in tests.
+    path: there is no "forever"; None: the retention saved in an existing file, as the CLI opens
+    it). ``clock``: wall-clock seconds, replaceable in tests.
     """
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, samples: int = DEFAULT_SAMPLES,
@@ -56,6 +57,8 @@ class PersonGallery:
             raise ValueError(f"threshold must be in (0, 2), got {threshold}")
         if int(samples) < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")
+        if path is not None and retention_s is None and Path(path).expanduser().is_file():
+            retention_s = _saved_retention(Path(path).expanduser())
         if path is not None and (retention_s is None or not math.isfinite(retention_s) or retention_s <= 0):
             raise ValueError(f"a gallery on disk needs a finite retention_s > 0, got {retention_s}")
         self.threshold = float(threshold)
@@ -177,6 +180,7 @@ class PersonGallery:
             arrays = {
                 "version": np.array(FILE_VERSION),
                 "counter": np.array(self._counter),
+                "retention_s": np.array(float(self.retention_s)),
                 "ids": np.array([p.person_id for p in persons], dtype=str),
                 "times": np.array([[p.first_seen, p.last_seen] for p in persons], np.float64).reshape(-1, 2),
                 "counts": np.array([len(p.embeddings) for p in persons], np.int64),
@@ -233,3 +237,22 @@ class PersonGallery:
         if embedding.size == 0 or not np.isfinite(embedding).all():
             raise ValueError(f"an embedding must be a finite non-empty vector, got shape {embedding.shape}")
         return embedding
+
+
+def _saved_retention(path: Path) -> float:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return float(data["retention_s"])
+    except (OSError, KeyError, ValueError) as err:
+        raise GalleryError(f"{path} is not a person gallery ({type(err).__name__}: {err})") from None
+
+
+def forget_persons(target, person_id: str = "") -> tuple[bool, int, str]:
+    """(success, how many erased, message) for the ROS service and the CLI: ``person_id`` alone,
+    or everyone when it is empty. ``target``: a ``PersonGallery`` or ``PersonIdentifier``."""
+    if person_id:
+        if target.forget(person_id):
+            return True, 1, f"erased {person_id}"
+        return False, 0, f"no person {person_id!r} is known"
+    n = target.forget_all()
+    return True, n, f"erased all {n} persons"

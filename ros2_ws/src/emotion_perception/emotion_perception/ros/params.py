@@ -39,6 +39,13 @@ PARAMETERS: tuple[Param, ...] = (
     Param("threads", 0, "CPU threads for torch and OpenCV in this process; 0 = the profile's default "
           "for the device (lite-fer2013 on CPU: 1). Fewer threads hold up better when other nodes "
           "share the cores", low=0, high=256, at_configure=True),
+    # Persons (docs/persons.md): re-identification across absences, and what of it is kept.
+    Param("identity", True, "Give each face a person id that survives absences (dlib face embeddings at "
+          "track start and searches); off, or without dlib, consumers key by face id", at_configure=True),
+    Param("gallery_path", "", "Keep the persons' face embeddings (never images) in this file across "
+          "restarts; empty = memory only, forgotten when the node is cleaned up or exits", at_configure=True),
+    Param("gallery_retention_s", 86400.0, "With gallery_path: erase a person unseen for this long "
+          "(seconds)", low=1.0, high=31536000.0, at_configure=True),
     # Input.
     Param("image_topics", ["image"], "Camera topics, one subscription each (remap 'image' for one "
           "camera); frames of all cameras are batched through one engine", at_configure=True),
@@ -111,4 +118,5 @@ def engine_options(values: dict[str, Value]) -> dict:
         opts["detect_interval_s"] = values["detect_interval_s"]
     if values["min_track_hits"]:
         opts["min_hits"] = values["min_track_hits"]
+    opts["identity"] = values["identity"]
     return opts
