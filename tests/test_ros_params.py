@@ -90,7 +90,8 @@ def test_engine_options_fit_create_engine():
 
 def test_engine_options_leave_profile_defaults_alone():
     opts = engine_options(validate(dict(DEFAULTS)))
-    assert opts == {"profile": "auto", "device": "auto", "max_faces": 8, "min_face_score": 0.5}
+    assert opts == {"profile": "auto", "device": "auto", "max_faces": 8, "min_face_score": 0.5, "identity": True}
+    assert engine_options(validate({**DEFAULTS, "identity": False}))["identity"] is False
     tuned = engine_options(validate({**DEFAULTS, "face_margin": 0.1, "min_track_hits": 3}))
     assert (tuned["face_margin"], tuned["min_hits"]) == (0.1, 3) and "detect_interval_s" not in tuned
     every_frame = engine_options(validate({**DEFAULTS, "detect_interval_s": 0.0}))
