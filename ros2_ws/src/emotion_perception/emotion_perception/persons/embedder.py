@@ -5,9 +5,9 @@ package, as ``faces/dlib_detectors.py`` does) and run in ``dlib-bin``:
 
 - ``shape_predictor_5_face_landmarks.dat`` finds the eyes' corners and the nose under the box;
   dlib's ``get_face_chip`` rotates and scales the face to a 150x150 chip from them;
-- ``dlib_face_recognition_resnet_model_v1.dat`` maps the chip to a 128-d unit-scale vector; two
-  chips of one person lie closer than 0.6 (Euclidean) in 99.38 % of LFW's pairs (dlib-models
-  README), which is the default threshold of ``PersonGallery``.
+- ``dlib_face_recognition_resnet_model_v1.dat`` maps the chip to a 128-d vector; it was trained
+  to put each identity in a ball of radius 0.6 (Euclidean) and scores 99.38 % on LFW (dlib-models
+  README). ``PersonGallery`` matches at 0.5, stricter (docs/persons.md).
 
 About 75 ms per face on one CPU core here (docs/persons.md), so the engine asks for an embedding
 at a track's start and at whole-frame searches only (``identity.PersonIdentifier``).
