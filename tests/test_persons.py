@@ -246,6 +246,27 @@ def test_forget_while_in_view_enrols_them_afresh_under_a_new_id():
     assert ids.forget_all() == 1 and ids.gallery.ids() == []
 
 
+def test_retention_sweeps_run_at_searches_and_close_writes_the_latest_sightings(tmp_path):
+    path = tmp_path / "g.npz"
+    clock = Clock(0.0)
+    ids = PersonIdentifier(PixelEmbedder(), PersonGallery(path=path, retention_s=100, clock=clock))
+    box = Box(10, 20, 40, 40)
+    a = ids.identify("", "face_1", scene((10, 3)), box, True, 0.0)  # first write: at once
+    ids.release("", "face_1")
+    clock.t = 5.0
+    b = ids.identify("", "face_2", scene((10, 4)), box, False, 1.0)  # 5 s after the last write: held back
+    with np.load(path) as data:
+        assert list(data["ids"]) == [a]
+    ids.close()  # the session ends: the track is released and the file gets everything
+    with np.load(path) as data:
+        assert list(data["ids"]) == [a, b]
+    clock.t = 104.0  # a last seen at 0, b at 5 (released by close)
+    assert ids.identify("", "face_3", scene((10, 5)), box, False, 200.0) == "person_3"
+    assert ids.gallery.ids() == [a, b, "person_3"]  # no sweep on a followed frame
+    ids.identify("", "face_3", scene((10, 5)), box, True, 200.0)
+    assert ids.gallery.ids() == [b, "person_3"]  # the search swept a out (104 s > 100 s; b: 99 s)
+
+
 def test_engine_puts_person_ids_on_estimates_and_ends_them_with_the_track():
     """Person 3 walks off (the track expires after 1 s), person 5 comes, person 3 comes back to
     another place: a new face id, the old person id."""

@@ -57,12 +57,12 @@ class PersonIdentifier:
         """The person id of this track in this frame ("" while no embedding could be made)."""
         key = (source, track_id)
         with self._lock:
-            state = self._tracks.get(key)
-            if state is not None and not (searched and now - state.embedded_at >= self.refresh_s):
-                return state.person_id
             if searched and now - self._expired_at >= EXPIRE_EVERY_S:
                 self._expired_at = now
                 self.gallery.expire()
+            state = self._tracks.get(key)
+            if state is not None and not (searched and now - state.embedded_at >= self.refresh_s):
+                return state.person_id
             embedding = self.embedder.embed(rgb, box)
             if embedding is None:
                 return "" if state is None else state.person_id
