@@ -276,7 +276,7 @@ class PerceptionEngine:
             faces.extend((i, track) for track in update.visible if track.hits >= self.config.min_hits)
         t_detect = time.perf_counter()
         persons = [self.identity.identify(frames[i].source, track.track_id, frames[i].image, track.box,
-                                          i in searched_frames, states[i].tracker.now) if self.identity else ""
+                                          i in searched_frames, states[i].tracker.now) if self.identity is not None else ""
                    for i, track in faces]
         t_identify = time.perf_counter()
 
