@@ -190,6 +190,10 @@ def test_cli_eval_set_on_a_photo_with_the_lite_profile(tmp_path, astronaut, caps
     assert "WAR 100.0%  UAR 100.0%  faces found 100.0%  phantom rate 0.0%" in out
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert data["run"]["settings"] == "min_hits=2" and data["overall"]["frames"] == 2  # the photo shown twice
+    assert data["overall"]["person_ids"] == {"astronaut.png:0": "person_1"}  # identity on by default (dlib: test extra)
+    assert main(["eval-set", str(tmp_path / "set"), "--profile", "lite-fer2013", "--device", "cpu", "--no-progress",
+                 "--out", str(tmp_path / "anonymous"), "--set", "min_hits=2", "--no-identity"]) == 0
+    assert json.loads((tmp_path / "anonymous" / "report.json").read_text())["overall"]["person_ids"] == {}
 
 
 def test_cli_eval_set_bad_setting_is_one_line(tmp_path, capsys):

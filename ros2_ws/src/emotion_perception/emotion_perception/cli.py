@@ -47,6 +47,9 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for torch and OpenCV (default: the profile's for the device, "
                         "e.g. 1 for lite-fer2013 on CPU; fewer threads hold up better when other "
                         "programs share the cores)")
+    p.add_argument("--no-identity", action="store_true",
+                   help="no person ids (re-identification off: no face embeddings are computed; "
+                        "by default they live in memory for this command only)")
 
 
 def _add_setting_options(p: argparse.ArgumentParser) -> None:
@@ -202,7 +205,8 @@ def _engine(args, **overrides):
 
     overrides.setdefault("threads", args.threads)  # eval-set's --set threads=N says the same
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
-                                   detector=args.detector, weights_dir=args.weights_dir, **overrides)
+                                   detector=args.detector, weights_dir=args.weights_dir,
+                                   identity=not args.no_identity, **overrides)
     threads = engine.threads["torch_intra_op"]
     info = {"profile": choice.profile.name, "reason": choice.reason, "threads": threads}
     print(f"model profile: {choice.profile.name} on {engine.device}, {threads} CPU thread(s)\n  why: {choice.reason}")
