@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_perception.faces.detectors import FaceDetector
+from emotion_perception.faces.base import FaceDetector
 
 # BGR colours per DFEW label 1..7 (happy, sad, neutral, angry, surprise, disgust, fear).
 DFEW_COLOURS = {

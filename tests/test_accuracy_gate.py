@@ -3,7 +3,7 @@
 The subset (../shared/data/eval, ~150 video frames and 9 photos) covers a close neutral face, a
 12 fps clip with head turns, two people side by side, studio portraits (neutral and smiling), a
 far face, a group selfie and two photos labelled by name. Thresholds are the measured values on
-this subset (README, "Accuracy on real people") less a small margin, so a change that costs a
+this subset (docs/accuracy.md) less a small margin, so a change that costs a
 few faces or answers turns this red. Runs on CPU in well under a minute.
 """
 from __future__ import annotations

@@ -10,7 +10,8 @@ from emotion_perception.labels import CLASS_NAMES
 from emotion_perception.models import duse, ous
 from emotion_perception.errors import WeightsMissingError
 from emotion_perception.models.checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
-from emotion_perception.models.registry import build_model, file_sha256, get_profile
+from emotion_perception.models.registry import build_model, get_profile
+from emotion_perception.models.weights import file_sha256
 from fake_clips import make_clips, one_thread  # noqa: F401  (autouse fixture)
 
 

@@ -24,7 +24,7 @@ from emotion_perception.models.registry import build_model
 from emotion_perception.training.cli import evaluate_main
 from emotion_perception.training.config import TrainConfig
 from emotion_perception.training.feature_cache import FeatureCache
-from emotion_perception.training.jobs import run_cache
+from emotion_perception.training.cache_job import run_cache
 
 PROFILE = "tiny-test-ous"
 pytestmark = pytest.mark.slow

@@ -192,7 +192,7 @@ def test_cli_eval_set_on_a_photo_with_the_lite_profile(tmp_path, astronaut, caps
     assert data["run"]["settings"] == "min_hits=2" and data["overall"]["frames"] == 2  # the photo shown twice
     assert data["overall"]["person_ids"] == {"astronaut.png:0": "person_1"}  # identity on by default (dlib: test extra)
     assert main(["eval-set", str(tmp_path / "set"), "--profile", "lite-fer2013", "--device", "cpu", "--no-progress",
-                 "--out", str(tmp_path / "anonymous"), "--set", "min_hits=2", "--no-identity"]) == 0
+                 "--out", str(tmp_path / "anonymous"), "--set", "min_hits=2", "--identity", "false"]) == 0
     assert json.loads((tmp_path / "anonymous" / "report.json").read_text())["overall"]["person_ids"] == {}
 
 
@@ -202,4 +202,4 @@ def test_cli_eval_set_bad_setting_is_one_line(tmp_path, capsys):
     make_set(tmp_path, "0,2,happy,only\n")
     assert main(["eval-set", str(tmp_path), "--set", "no_such_field=1"]) == 1
     err = capsys.readouterr().err
-    assert "expected FIELD=VALUE with FIELD one of" in err and "\n" not in err.strip()
+    assert "expected NAME=VALUE with NAME one of" in err and "\n" not in err.strip()

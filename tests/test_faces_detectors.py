@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emotion_perception.faces import DETECTORS, FaceDetector, create_detector
-from emotion_perception.faces.detectors import from_reference, to_reference
+from emotion_perception.faces.base import from_reference, to_reference
 from emotion_perception.faces.follow import relative_box
 from emotion_perception.types import Box
 from emotion_perception.images import ImageError

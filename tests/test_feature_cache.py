@@ -18,7 +18,8 @@ from emotion_perception.training.datasets import ClipDataset, read_ferv39k
 from emotion_perception.training.feature_cache import (
     CacheMismatchError, CachedClipDataset, FeatureCache, build_cache, dataset_pin,
 )
-from emotion_perception.training.jobs import run_cache, seed_everything
+from emotion_perception.training.cache_job import run_cache
+from emotion_perception.training.jobs import seed_everything
 
 PROFILE = "tiny-test-ous"
 SEED = 3

@@ -12,9 +12,9 @@ from conftest import PACKAGE_DIR
 from emotion_perception.ros.params import BY_NAME
 
 LAUNCH_FILE = PACKAGE_DIR / "launch" / "head.launch.py"
-DOCUMENTED = {  # README "With ROS 2" and the issue
-    "namespace", "camera_topic", "image_transport", "profile", "device", "debug_image", "llm",
-    "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level", "threads",
+LAUNCH_OWN = {  # the launch's own arguments; every node parameter has one more (its own name)
+    "namespace", "camera_topic", "llm", "autostart", "emotions_topic", "params_file", "llm_params_file",
+    "log_level",
 }
 
 
@@ -45,32 +45,41 @@ def test_generate_launch_description_is_defined(tree):
     assert {"launch", "launch_ros.actions", "launch_ros.events.lifecycle", "launch_ros.event_handlers"} <= imported
 
 
-def test_documented_arguments_with_descriptions(tree):
+def test_own_arguments_with_descriptions(tree):
     declared = {}
     for call in calls(tree, "DeclareLaunchArgument"):
+        if not isinstance(call.args[0], ast.Constant):
+            continue  # the generated parameter arguments: test_parameter_arguments_come_from_the_table
         name = literal(call.args[0])
         description = literal(kwarg(call, "description"))
         assert isinstance(description, str) and len(description) > 15, f"{name} needs a description"
         assert kwarg(call, "default_value") is not None, f"{name} needs a default"
         declared[name] = call
-    assert set(declared) == DOCUMENTED
-    assert literal(kwarg(declared["image_transport"], "choices")) == ["raw", "compressed"]
-    for flag in ("debug_image", "llm", "autostart"):
+    assert set(declared) == LAUNCH_OWN
+    assert not LAUNCH_OWN & set(BY_NAME), "a launch argument never shadows a node parameter"
+    for flag in ("llm", "autostart"):
         assert literal(kwarg(declared[flag], "choices")) == ["true", "false"]
     assert literal(kwarg(declared["llm"], "default_value")) == "false"
     assert literal(kwarg(declared["camera_topic"], "default_value")) == "image"
-    # argument defaults that override parameters agree with the parameter table
-    assert literal(kwarg(declared["profile"], "default_value")) == BY_NAME["profile"].default
-    assert literal(kwarg(declared["device"], "default_value")) == BY_NAME["device"].default
-    assert literal(kwarg(declared["image_transport"], "default_value")) == BY_NAME["image_transport"].default
-    assert literal(kwarg(declared["threads"], "default_value")) == str(BY_NAME["threads"].default)
+
+
+def test_parameter_arguments_come_from_the_table(tree):
+    """One launch argument per node parameter: declared in a loop over params.PARAMETERS, empty by
+    default (not passed), and passed to the node parsed by the same table."""
+    (generated,) = [c for c in calls(tree, "DeclareLaunchArgument") if not isinstance(c.args[0], ast.Constant)]
+    assert ast.unparse(generated.args[0]) == "p.name"
+    assert literal(kwarg(generated, "default_value")) == ""
+    loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and ast.unparse(n.iter) == "PARAMETERS"]
+    assert any(generated in ast.walk(loop) for loop in loops)
+    assert any("p.parse(" in ast.unparse(loop) for loop in loops), "given values are parsed by the table"
+    imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert ("emotion_perception.ros.params", "PARAMETERS") in imports
 
 
 def test_arguments_used_equal_arguments_declared(tree):
-    used = {literal(c.args[0]) for c in calls(tree, "LaunchConfiguration")}
+    used = {literal(c.args[0]) for c in calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)}
     used |= {literal(c.args[0]) for c in calls(tree, "arg") if c.args and isinstance(c.args[0], ast.Constant)}
-    declared = {literal(c.args[0]) for c in calls(tree, "DeclareLaunchArgument")}
-    assert used == declared, "every argument is declared, and every declared one does something"
+    assert used == LAUNCH_OWN, "every own argument is declared, and every declared one does something"
 
 
 def test_perception_node_is_a_lifecycle_node_brought_to_active(tree):
@@ -78,9 +87,7 @@ def test_perception_node_is_a_lifecycle_node_brought_to_active(tree):
     assert literal(kwarg(node, "executable")) == "perception_node"
     assert literal(kwarg(node, "name")) == "perception_node"
     assert kwarg(node, "namespace") is not None
-    overrides = [d for d in ast.walk(kwarg(node, "parameters")) if isinstance(d, ast.Dict)]
-    keys = {literal(k) for d in overrides for k in d.keys}
-    assert keys == {"profile", "device", "threads", "image_transport", "publish_debug_image"} and keys <= set(BY_NAME)
+    assert ast.unparse(kwarg(node, "parameters")) == "[arg('params_file'), *given_parameters(context)]"
     remapped = {literal(t.elts[0]) for t in kwarg(node, "remappings").elts}
     assert remapped == {"image", "image/compressed", "emotions"}
 

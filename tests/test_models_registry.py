@@ -8,16 +8,15 @@ import pytest
 
 from emotion_perception.errors import WeightsMissingError
 from emotion_perception.models.registry import (
-    KIND_MODULES,
+    KINDS,
     PROFILE_DIR,
-    WEIGHTS_ENV,
     Profile,
     UnknownProfileError,
-    default_weights_dir,
     get_profile,
     list_profiles,
     select_profile,
 )
+from emotion_perception.models.weights import WEIGHTS_ENV, default_weights_dir
 
 OURS = ("lite-fer2013", "zeroshot-vitl14", "zeroshot-vitb16", "tiny-test-zeroshot")
 
@@ -42,7 +41,7 @@ def test_packaged_profiles_parse():
     profiles = list_profiles()
     assert set(OURS) <= set(profiles)
     for profile in profiles.values():
-        assert profile.kind in KIND_MODULES and profile.path.name.endswith(".yaml")
+        assert profile.kind in KINDS and profile.path.name.endswith(".yaml")
         assert profile.test_only == profile.name.startswith("tiny-test"), profile.name
     assert profiles["zeroshot-vitl14"].rank > profiles["zeroshot-vitb16"].rank > profiles["lite-fer2013"].rank
 
@@ -165,3 +164,21 @@ def test_no_usable_profile_is_one_clear_error(tmp_path):
     shutil.copy(PROFILE_DIR / "zeroshot-vitb16.yaml", directory)
     with pytest.raises(WeightsMissingError, match="No model profile can run here: zeroshot-vitb16 needs"):
         select_profile("auto", tmp_path / "w", directory=directory)
+
+
+def test_every_model_module_with_a_build_is_a_kind():
+    """A new kind module is found in KINDS or nowhere: each models/*.py with a top-level ``build``
+    has an entry, and each entry's builder imports that module (checked on the source, no torch)."""
+    import ast
+    import inspect
+
+    import emotion_perception.models as models
+
+    with_build = {
+        path.stem for path in Path(models.__file__).parent.glob("*.py")
+        if any(isinstance(n, ast.FunctionDef) and n.name == "build" for n in ast.parse(path.read_text()).body)
+    }
+    assert with_build == set(KINDS)
+    for kind, entry in KINDS.items():
+        assert f"from .{kind} import build" in inspect.getsource(entry.build), kind
+        assert list(inspect.signature(entry.build).parameters) == ["profile", "weights_dir", "device", "load_head"]

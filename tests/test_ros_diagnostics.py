@@ -179,3 +179,27 @@ def test_counts_add_up_per_camera():
     assert snap.received == 31 and snap.processed == 14 and snap.dropped == 16 and snap.errors == 1
     assert monitor.in_flight == 0
     assert a.latency_p50_ms == pytest.approx(30) and b.latency_p95_ms == pytest.approx(50)
+
+
+def test_the_aggregator_config_groups_every_status_of_the_node():
+    """config/diagnostics_aggregator.yaml's analyzer (a GenericAnalyzer: a status belongs to it when
+    its name contains one of `contains` or starts with one of `startswith`) takes the node's status
+    and its cameras', in any namespace, and nothing of another node."""
+    import yaml
+
+    from conftest import PACKAGE_DIR
+    from emotion_perception.ros.diagnostics import status_names
+
+    config = yaml.safe_load((PACKAGE_DIR / "config" / "diagnostics_aggregator.yaml").read_text())
+    (analyzer,) = [v for v in config["analyzers"]["ros__parameters"].values() if isinstance(v, dict)]
+    assert analyzer["type"] == "diagnostic_aggregator/GenericAnalyzer"
+
+    def matches(name):
+        return (any(c in name for c in analyzer.get("contains", []))
+                or any(name.startswith(s) for s in analyzer.get("startswith", [])))
+
+    for node in ("/perception_node", "/head/perception_node", "/robot/head/perception_node"):
+        name, cameras = status_names(node, ["/head/image", "/back/image"])
+        assert name == f"{node}: emotion perception" and len(cameras) == 2
+        assert matches(name) and all(matches(c) for c in cameras)
+    assert not matches("/camera_driver: usb camera") and not matches("/llm_bridge: latency")

@@ -21,6 +21,7 @@ import yaml
 rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source /opt/ros/<distro>/setup.bash")
 
 from conftest import PACKAGE_DIR  # noqa: E402
+from emotion_perception.ros.params import BY_NAME  # noqa: E402
 from ros_graph import PROFILE, lite_profile, wait_for  # noqa: E402,F401
 
 
@@ -118,8 +119,8 @@ def test_show_args_lists_the_arguments():
     out = subprocess.run(["ros2", "launch", "emotion_perception", "head.launch.py", "--show-args"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    for name in ("namespace", "camera_topic", "image_transport", "profile", "device", "debug_image",
-                 "llm", "autostart", "emotions_topic", "params_file", "llm_params_file", "log_level"):
+    for name in ("namespace", "camera_topic", "llm", "autostart", "emotions_topic", "params_file",
+                 "llm_params_file", "log_level", *BY_NAME):  # the launch's own, then every node parameter
         assert f"'{name}':" in out.stdout, name
     assert "Camera image topic" in out.stdout and "Also start the LLM bridge" in out.stdout
 

@@ -40,11 +40,12 @@ class Graph:
         self.ns = f"/ep_test_{uuid.uuid4().hex[:8]}"
         self._stack = contextlib.ExitStack()
         self.context = self._stack.enter_context(ros_context())
-        # min_track_hits 1: a face in the first answered frame (test_min_track_hits... checks the default)
+        # min_hits 1: a face in the first answered frame (test_min_hits... checks the default);
+        # a parameter given as None is left not set
         overrides = {"profile": PROFILE, "detector": "opencv", "device": "cpu", "error_log_period_s": 0.1,
-                     "min_track_hits": 1, **params}
-        self.node = PerceptionNode(context=self.context, namespace=self.ns,
-                                   parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+                     "min_hits": 1, **params}
+        self.node = PerceptionNode(context=self.context, namespace=self.ns, parameter_overrides=[
+            Parameter(k, value=v) for k, v in overrides.items() if v is not None])
         self.peer = rclpy.create_node("perception_test_peer", namespace=self.ns, context=self.context)
         self.types = MessageTypes.from_rclpy()
         self.arrays: list = []
@@ -156,8 +157,8 @@ def test_compressed_transport(lite_profile, astronaut):
         g.close()
 
 
-def test_min_track_hits_holds_back_a_new_face(lite_profile, astronaut):
-    g = Graph(min_track_hits=0)  # 0: the engine's default, 2
+def test_min_hits_holds_back_a_new_face(lite_profile, astronaut):
+    g = Graph(min_hits=None)  # the table's default, 2
     try:
         activate(g)
         first = g.publish_until_result(g.raw, g.image(astronaut, 1 * 10**9), 1 * 10**9)

@@ -36,53 +36,40 @@ def _add_bag_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
 
 
+# the settings every engine command takes as options of their own (the others: --set NAME=VALUE)
+ENGINE_OPTIONS = ("profile", "device", "precision", "detector", "weights_dir", "threads", "identity")
+
+
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="auto",
-                   help="model profile name, or 'auto' = the best one whose weights are present (default)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 (default: the profile's choice)")
-    p.add_argument("--detector", default=None, help="face detector backend (default: the profile's)")
-    p.add_argument("--weights-dir", type=Path, default=None, help="where downloaded weights live")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch and OpenCV (default: the profile's for the device, "
-                        "e.g. 1 for lite-fer2013 on CPU; fewer threads hold up better when other "
-                        "programs share the cores)")
-    p.add_argument("--no-identity", action="store_true",
-                   help="no person ids (re-identification off: no face embeddings are computed; "
-                        "by default they live in memory for this command only)")
+    from .settings import SETTINGS_BY_NAME
+
+    for name in ENGINE_OPTIONS:
+        setting = SETTINGS_BY_NAME[name]
+        p.add_argument(f"--{name.replace('_', '-')}", type=setting.parse, default=setting.default,
+                       metavar=setting.kind.upper(), help=setting.summary().replace("%", "%%"))
 
 
 def _add_setting_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-face-score", type=float, default=None, help="detector score threshold (default: the profile's)")
-    p.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override an engine setting (EngineConfig field, e.g. face_margin=0.1, track_patience_s=2, "
-                        "min_hits=3, smoothing=none); repeatable")
+    from .settings import ENGINE_SETTINGS, SETTINGS_BY_NAME
+
+    min_score = SETTINGS_BY_NAME["min_face_score"]
+    p.add_argument("--min-face-score", type=min_score.parse, default=None, metavar="FLOAT",
+                   help=min_score.summary())
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="set an engine setting, repeatable (e.g. face_margin=0.1 min_hits=3 smoothing=none); "
+                        "not set: the profile's value or the default. The settings: "
+                        + "; ".join(s.summary().replace("%", "%%") for s in ENGINE_SETTINGS))
 
 
 def parse_settings(pairs: list[str]) -> dict:
-    """``["face_margin=0.1", ...]`` -> EngineConfig overrides, each converted to its field's type."""
-    from dataclasses import fields
+    """``["face_margin=0.1", ...]`` -> EngineConfig overrides, each parsed and checked by its row
+    of settings.ENGINE_SETTINGS."""
+    from . import settings
 
-    from .engine import EngineConfig
-
-    types = {f.name: type(f.default) for f in fields(EngineConfig)}
-    settings = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        name = name.strip()
-        if not sep or name not in types:
-            raise ValueError(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(types))}")
-        kind = types[name]
-        if kind is bool:
-            if text.strip().lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"--set {pair!r}: {name} takes true or false")
-            settings[name] = text.strip().lower() in ("true", "1")
-        else:
-            try:
-                settings[name] = kind(text) if kind in (int, float, str) else text
-            except ValueError:
-                raise ValueError(f"--set {pair!r}: {name} takes a {kind.__name__}") from None
-    return settings
+    try:
+        return settings.parse_settings(pairs)
+    except ValueError as err:
+        raise ValueError(f"--set {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_engine_options(p)
+    _add_setting_options(p)
     _add_bag_options(p)
 
     p = sub.add_parser("eval", help="score results against labels and write a report",
@@ -205,8 +193,8 @@ def _engine(args, **overrides):
 
     overrides.setdefault("threads", args.threads)  # eval-set's --set threads=N says the same
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
-                                   detector=args.detector, weights_dir=args.weights_dir,
-                                   identity=not args.no_identity, **overrides)
+                                   detector=args.detector, weights_dir=args.weights_dir, identity=args.identity,
+                                   **overrides)
     threads = engine.threads["torch_intra_op"]
     info = {"profile": choice.profile.name, "reason": choice.reason, "threads": threads}
     print(f"model profile: {choice.profile.name} on {engine.device}, {threads} CPU thread(s)\n  why: {choice.reason}")
@@ -256,10 +244,11 @@ def cmd_run(args) -> int:
 
     if args.video_out is not None:
         check_video_path(args.video_out)  # before the input is opened and the model loaded
+    settings = parse_settings(args.settings)
     inp = jobs.open_input(args.input, args.topic, args.label_topic, _stamp(args.start_time), args.frame_id,
                           args.max_frames)
     try:
-        engine, info = _engine(args)
+        engine, info = _engine(args, min_face_score=args.min_face_score, **settings)
     except BaseException:
         inp.close()
         raise

@@ -19,6 +19,7 @@ from .errors import WeightsMissingError
 from .faces import create_detector
 from .models import registry
 from .persons import PersonIdentifier, create_embedder
+from .models.weights import weights_dir_or_default
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def select(profile: str, weights_dir, device):
         if profile == "auto" or device.type != "cpu":
             raise
         chosen = registry.get_profile(profile)
-        root = Path(weights_dir).expanduser() if weights_dir is not None else registry.default_weights_dir()
+        root = weights_dir_or_default(weights_dir)
         if any(not f.role.startswith("detector.") for f in chosen.missing_files(root)):
             raise
         return registry.ProfileChoice(chosen, f"chose {chosen.name}: requested by name", root)
@@ -121,6 +122,7 @@ def create_engine(
     min_face_score: float | None = None,
     threads: int | None = None,
     identity: bool = True,
+    *,
     gallery=None,
     **config_overrides,
 ):
@@ -129,13 +131,14 @@ def create_engine(
     ``precision`` None: fp16 on CUDA, fp32 on CPU. ``detector``: None (the profile's), a name
     ("opencv", "blazeface", "blazeface_back", "sfd") or an object with ``detect(rgb)``.
     ``min_face_score`` overrides the detector's score threshold.
-    ``threads`` (None or 0: the profile's default for the device) sets torch's and OpenCV's CPU
-    threads for the whole process (engine/threads.py).
+    ``threads`` (None: the profile's default for the device; 0: leave them as they are) sets
+    torch's and OpenCV's CPU threads for the whole process (engine/threads.py).
     ``identity``: re-identify persons across absences (``persons/``; estimates get a
     ``person_id``) where dlib and its model files are installed; where not, the choice's reason
     says so and consumers fall back to face track ids. ``gallery``: the ``PersonGallery`` to
     use (None: a new one in memory, for this process only).
-    ``config_overrides`` are EngineConfig fields (window, scene_interval, max_faces, ...).
+    ``config_overrides`` are EngineConfig fields (window, scene_interval, max_faces, ...); every
+    argument but ``gallery`` is a row of settings.SETTINGS, where None means "not set".
     """
     dev = resolve_device(device)
     choice = select(profile, weights_dir, dev)
@@ -146,8 +149,9 @@ def create_engine(
         "scene_interval": choice.profile.scene_interval,
         "detect_interval_s": float((choice.profile.detector or {}).get("interval_s", 0.0)),
         **choice.profile.crop_settings(),
-        "precision": precision or ("fp16" if dev.type == "cuda" else "fp32"),
-        "threads": threads or choice.profile.threads_for(dev.type),
+        **choice.profile.engine,
+        "precision": precision or choice.profile.engine.get("precision") or ("fp16" if dev.type == "cuda" else "fp32"),
+        "threads": threads if threads is not None else choice.profile.threads_for(dev.type),
         **config_overrides,
         "device": str(dev),
     }

@@ -2,55 +2,43 @@
 
 Starts the perception node (a lifecycle node) and, with autostart, configures and activates it
 once at start (later transitions are the caller's: reconfigure, a lifecycle manager); optionally
-starts the LLM bridge on its output. `--show-args` lists the arguments.
+starts the LLM bridge on its output. `--show-args` lists the arguments: the launch's own, then
+one per node parameter, made from the node's parameter table (emotion_perception/ros/params.py).
+A parameter argument left empty is not passed: params_file's value applies, else the table's
+default, and an engine setting nobody sets takes the profile's value.
 Examples:
   ros2 launch emotion_perception head.launch.py camera_topic:=/camera/color/image_raw
   ros2 launch emotion_perception head.launch.py image_transport:=compressed device:=cuda llm:=true
+  ros2 launch emotion_perception head.launch.py face_margin:=0.3 smoothing:=hysteresis min_hits:=3
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
+
+from emotion_perception.ros.params import PARAMETERS
 
 PACKAGE = "emotion_perception"
 
 SHARE = FindPackageShare(PACKAGE)
 
 
-def declare_arguments():
-    """The launch arguments; `ros2 launch emotion_perception head.launch.py --show-args` lists them."""
+def launch_arguments():
+    """The launch's own arguments (no node parameter has one of these names)."""
     return [
         DeclareLaunchArgument(
             "namespace", default_value="",
             description="Namespace of the nodes (e.g. head); their topics are relative to it"),
         DeclareLaunchArgument(
             "camera_topic", default_value="image",
-            description="Camera image topic (sensor_msgs/Image); with image_transport:=compressed "
-                        "the node reads <camera_topic>/compressed"),
-        DeclareLaunchArgument(
-            "image_transport", default_value="raw", choices=["raw", "compressed"],
-            description="raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage, jpeg/png)"),
-        DeclareLaunchArgument(
-            "profile", default_value="auto",
-            description="Model profile (a models/*.yaml name), or auto: the best one whose weights "
-                        "are present for the device"),
-        DeclareLaunchArgument(
-            "device", default_value="auto", description="Inference device: auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument(
-            "threads", default_value="0",
-            description="CPU threads for torch and OpenCV in the perception node; 0 = the profile's "
-                        "default for the device (lite-fer2013 on CPU: 1)"),
-        DeclareLaunchArgument(
-            "debug_image", default_value="true", choices=["true", "false"],
-            description="Offer debug_image with boxes, labels and scene polarity (drawn only while "
-                        "someone subscribes)"),
+            description="Camera image topic (remapped onto the node's 'image' input); with "
+                        "image_transport:=compressed the node reads <camera_topic>/compressed"),
         DeclareLaunchArgument(
             "emotions_topic", default_value="emotions",
             description="Topic of the EmotionStateArray output, and of the LLM bridge's input"),
@@ -63,7 +51,7 @@ def declare_arguments():
                         "unconfigured for a lifecycle manager)"),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([SHARE, "config", "head.yaml"]),
-            description="Perception node parameters (the arguments above override it)"),
+            description="Perception node parameters (the parameter arguments below override it)"),
         DeclareLaunchArgument(
             "llm_params_file", default_value=PathJoinSubstitution([SHARE, "config", "llm_bridge.yaml"]),
             description="LLM bridge parameters"),
@@ -73,12 +61,39 @@ def declare_arguments():
     ]
 
 
+def parameter_arguments():
+    """One argument per perception node parameter, empty (= not passed) by default."""
+    arguments = []
+    for p in PARAMETERS:
+        choices = ["true", "false"] if p.kind == "bool" else list(p.choices)
+        arguments.append(DeclareLaunchArgument(
+            p.name, default_value="", choices=["", *choices] if choices else None,
+            description=f"Parameter: {p.summary()}"))
+    return arguments
+
+
+def given_parameters(context) -> list[dict]:
+    """[{name: value}] of the parameter arguments that were given, each parsed and checked by its
+    table entry ([] when none was)."""
+    given = {}
+    for p in PARAMETERS:
+        text = LaunchConfiguration(p.name).perform(context)
+        if text:
+            given[p.name] = p.parse(text)
+    return [given] if given else []
+
+
 def _transition(node, transition_id, condition):
     event = ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id)
     return EmitEvent(event=event, condition=condition)
 
 
 def generate_launch_description():
+    return LaunchDescription([*launch_arguments(), *parameter_arguments(),
+                              OpaqueFunction(function=_launch_nodes)])
+
+
+def _launch_nodes(context):
     arg = LaunchConfiguration
     camera = arg("camera_topic")
     autostart = IfCondition(arg("autostart"))
@@ -89,16 +104,7 @@ def generate_launch_description():
         name="perception_node",
         namespace=arg("namespace"),
         output="screen",
-        parameters=[
-            arg("params_file"),
-            {
-                "profile": ParameterValue(arg("profile"), value_type=str),
-                "device": ParameterValue(arg("device"), value_type=str),
-                "threads": ParameterValue(arg("threads"), value_type=int),
-                "image_transport": ParameterValue(arg("image_transport"), value_type=str),
-                "publish_debug_image": ParameterValue(arg("debug_image"), value_type=bool),
-            },
-        ],
+        parameters=[arg("params_file"), *given_parameters(context)],
         # One camera: its topic is remapped onto the node's `image` input (either transport).
         remappings=[
             ("image", camera),
@@ -135,4 +141,4 @@ def generate_launch_description():
     )
 
     # the activate handler is registered before configure is emitted
-    return LaunchDescription([*declare_arguments(), perception, activate, configure, bridge])
+    return [perception, activate, configure, bridge]

@@ -1,4 +1,4 @@
-"""The streaming inference engine (DESIGN.md §5): per-track feature windows, batched encodes,
+"""The streaming inference engine (docs/DESIGN.md, "The engine"): per-track feature windows, batched encodes,
 CUDA streams with one CPU-compatible code path, and a latest-frame worker for back-pressure."""
 from .core import EngineConfig, PerceptionEngine, check_frame
 from .worker import LatestFrameWorker, WorkerCounts

@@ -1,6 +1,6 @@
 """The streaming perception engine: frames in, one EmotionEstimate per tracked face out.
 
-Why it is fast (DESIGN.md §5): naive clip inference re-encodes the whole window (16 frames x
+Why it is fast (docs/DESIGN.md, "The engine"): naive clip inference re-encodes the whole window (16 frames x
 face and scene) for every prediction. Here every frame is encoded once:
 
 * Faces: per track, a ring buffer (``WindowBuffers``) of its last ``window`` face features. Each
@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, field, make_dataclass
 
 import cv2
 import numpy as np
@@ -31,10 +31,11 @@ import torch
 from ..faces import FaceTracker, crop_face
 from ..faces.follow import FaceFollower
 from ..images import check_rgb
+from ..settings import ENGINE_SETTINGS
 from ..models.base import EmotionModel
 from ..types import Box, Detection, EmotionEstimate, Frame
 from .buffers import WindowBuffers
-from .device import PRECISIONS, Staging, Streams, autocast, resolve_device
+from .device import Staging, Streams, autocast, resolve_device
 from .smoothing import Smoother
 from .stats import LatencyStats
 from .threads import apply_threads
@@ -42,41 +43,31 @@ from .threads import apply_threads
 STAGES = ("detect", "identify", "crop", "encode_face", "encode_scene", "head", "total")
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    window: int = 16  # frames per track window (the head's T)
-    scene_interval: int = 4  # re-encode the scene every k frames of a source
-    face_margin: float = 0.25  # context around the face box, fraction of its side (profile: crop.margin)
-    face_square: bool = True  # square crop of the box's longer side (profile: crop.square)
-    face_shift: float = 0.0  # crop centre moved down by this fraction of the box height (profile: crop.shift)
-    track_patience_s: float = 1.0  # camera time a face may go undetected and keep its id (and window)
-    track_memory_s: float = 3.0  # after that, a face back where it was within this time gets its id back
-    min_hits: int = 2  # report a track only once detected in this many frames (drops one-frame false positives)
-    iou_threshold: float = 0.3
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 | fp16 | bf16 (autocast)
-    cuda_streams: bool = True  # separate copy / face / scene streams on CUDA
-    max_faces: int = 8  # per frame, highest detector scores first
-    smoothing: str = "ema"  # per-face smoothing of published probabilities: none | ema | hysteresis
-    smoothing_time_s: float = 1.0  # ema time constant (the class follows a change after ~0.7 of it)
-    smoothing_margin: float = 0.15  # hysteresis: lead another class needs to replace the held one
-    detect_max_side: int = 0  # >0: detect on a copy downscaled to this longer side (boxes scaled back)
-    # >0: search the whole frame at most this often (camera time); in between, the tracked faces
-    # are re-found near their predicted boxes by the engine's re-detector (none: every frame)
-    detect_interval_s: float = 0.0
-    threads: int = 0  # CPU threads of torch and OpenCV, process-wide (engine/threads.py); 0: leave as is
+_PYTHON_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
-    def __post_init__(self) -> None:
-        for name in ("window", "scene_interval", "max_faces", "min_hits"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"EngineConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("track_patience_s", "track_memory_s", "face_margin", "detect_max_side", "detect_interval_s",
-                     "threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"EngineConfig.{name} must be >= 0, got {getattr(self, name)}")
-        Smoother(self.smoothing, self.smoothing_time_s, self.smoothing_margin)  # checks the settings
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"EngineConfig.precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+
+def _check_config(self) -> None:
+    """Each field within its table range and choices; the smoothing settings together."""
+    for p in ENGINE_SETTINGS:
+        value = getattr(self, p.name)
+        if p.low is not None and value < p.low:
+            raise ValueError(f"EngineConfig.{p.name} must be >= {p.low:g}, got {value}")
+        if p.high is not None and value > p.high:
+            raise ValueError(f"EngineConfig.{p.name} must be <= {p.high:g}, got {value}")
+        if p.choices and value not in p.choices:
+            raise ValueError(f"EngineConfig.{p.name} must be one of {list(p.choices)}, got {value!r}")
+    Smoother(self.smoothing, self.smoothing_time_s, self.smoothing_margin)  # checks the settings
+
+
+# The engine's settings, one field per row of settings.ENGINE_SETTINGS (its type, default, range
+# and description are there): adding a setting is one line in that table.
+EngineConfig = make_dataclass(
+    "EngineConfig",
+    [(p.name, _PYTHON_TYPES[p.kind], field(default=p.fallback)) for p in ENGINE_SETTINGS],
+    namespace={"__post_init__": _check_config, "__module__": __name__,
+               "__doc__": "The engine's settings (settings.ENGINE_SETTINGS); invalid values are a ValueError."},
+    frozen=True,
+)
 
 
 class _Source:

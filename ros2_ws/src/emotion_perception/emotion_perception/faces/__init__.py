@@ -1,6 +1,7 @@
 """Faces: detect them in a frame, give them stable ids over time, crop them for the encoders."""
 from .crops import crop_face
-from .detectors import DETECTORS, FaceDetector, create_detector
+from .base import FaceDetector
+from .detectors import DETECTORS, create_detector
 from .tracker import FaceTracker, Track, TrackerUpdate
 
 __all__ = [

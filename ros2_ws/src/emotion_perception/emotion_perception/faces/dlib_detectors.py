@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from ..errors import WeightsMissingError
-from ..models.registry import installed_package_file
-from .detectors import FaceDetector
+from ..models.weights import installed_package_file
+from .base import FaceDetector
 
 MMOD_PACKAGE_FILE = "face_recognition_models:models/mmod_human_face_detector.dat"
 DLIB_HOW_TO_GET = "pip install dlib-bin==20.0.1.post1 (a prebuilt dlib wheel)"

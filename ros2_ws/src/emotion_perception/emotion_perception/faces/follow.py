@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..types import Box, Detection
-from .detectors import from_reference, to_reference
+from .base import from_reference, to_reference
 
 SAME = (1.0, 1.0, 0.0, 0.0)
 

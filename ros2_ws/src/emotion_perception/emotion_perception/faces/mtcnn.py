@@ -34,10 +34,10 @@ import torch
 from torch import nn
 
 from ..errors import WeightsMissingError
-from ..models.registry import installed_package_file
+from ..models.weights import installed_package_file
 from ..images import check_rgb
 from ..types import Box, Detection
-from .detectors import FaceDetector, check_device, from_reference, to_reference
+from .base import FaceDetector, check_device, from_reference, to_reference
 
 PACKAGE = "facenet_pytorch"
 HOW_TO_GET = "pip install --no-deps facenet-pytorch==2.6.0 (the wheel carries the P/R/O-Net weights)"

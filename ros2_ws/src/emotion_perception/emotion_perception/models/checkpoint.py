@@ -18,7 +18,7 @@ from torch import nn
 from .. import __version__
 from ..labels import CLASS_NAMES
 from .backbone import create_clip
-from .registry import default_weights_dir, file_sha256, missing_weights_error
+from .weights import default_weights_dir, file_sha256, missing_weights_error
 
 log = logging.getLogger(__name__)
 

@@ -22,16 +22,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .registry import (
-    WEIGHTS_ENV,
-    Profile,
-    UnknownProfileError,
-    WeightFile,
-    default_weights_dir,
-    file_sha256,
-    get_profile,
-    list_profiles,
-)
+from .registry import Profile, UnknownProfileError, get_profile, list_profiles
+from .weights import WEIGHTS_ENV, WeightFile, default_weights_dir, file_sha256
 
 CHECKSUMS = "checksums.sha256"
 CONNECT_TIMEOUT_S = 10.0

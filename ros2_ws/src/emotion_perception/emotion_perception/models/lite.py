@@ -29,7 +29,7 @@ from torch import nn
 from ..labels import class_id
 from ..errors import WeightsMissingError
 from .base import EmotionModel, HeadOutput, masked_mean
-from .registry import installed_package_file
+from .weights import installed_package_file
 
 log = logging.getLogger(__name__)
 

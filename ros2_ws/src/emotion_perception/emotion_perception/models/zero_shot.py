@@ -30,7 +30,7 @@ from open_clip.model import get_model_preprocess_cfg
 from ..labels import CLASS_NAMES, POLARITIES, POLARITY_OF_CLASS
 from .backbone import create_clip
 from .base import EmotionModel, HeadOutput, masked_mean, normalize_pixels
-from .registry import missing_weights_error
+from .weights import missing_weights_error
 
 # How each canonical class is phrased in a prompt.
 CLASS_WORDS = {

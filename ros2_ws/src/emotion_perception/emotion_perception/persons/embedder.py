@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import WeightsMissingError
 from ..faces.dlib_detectors import DLIB_HOW_TO_GET, import_dlib
-from ..models.registry import installed_package_file
+from ..models.weights import installed_package_file
 from ..types import Box
 
 LANDMARKS_PACKAGE_FILE = "face_recognition_models:models/shape_predictor_5_face_landmarks.dat"

@@ -268,6 +268,15 @@ def _report(problems: list[tuple[int, str]], values: list[tuple[str, str]]) -> R
     return Report(max(p[0] for p in problems), "; ".join(p[1] for p in problems), values)
 
 
+STATUS_SUFFIX = ": emotion perception"  # config/diagnostics_aggregator.yaml groups by it
+
+
+def status_names(node_name: str, sources) -> tuple[str, list[str]]:
+    """The node's status name (its fully qualified name: unique per namespace) and one per camera."""
+    name = f"{node_name}{STATUS_SUFFIX}"
+    return name, [f"{name}: camera {source}" for source in sources]
+
+
 def evaluate(snap: Snapshot, th: Thresholds, active: bool = True, extra: dict | None = None) -> Report:
     """The node's verdict: the worst level any threshold reaches, with every reason named. Rates,
     latency and drops are judged over all cameras together; a camera silent for longer than

@@ -14,7 +14,6 @@ import sys
 
 import rclpy
 from emotion_msgs.msg import EmotionStateArray
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -23,15 +22,15 @@ from std_srvs.srv import Trigger
 
 from ..evaluation.live import PARAMETERS, LiveEvaluator
 from ..messages import array_msg_to_estimates, stamp_to_ns
+from .declare import declare, read
 from .spin import run
 
 
 class EvalNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("eval_node", **kwargs)
-        for p in PARAMETERS:
-            self.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description, read_only=True))
-        values = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
+        declare(self, PARAMETERS, read_only=True)
+        values = read(self, PARAMETERS)
         self.evaluator = LiveEvaluator(values)
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(EmotionStateArray, values["results_topic"], self._on_results, qos)

@@ -19,7 +19,6 @@ import threading
 
 from emotion_msgs.msg import EmotionStateArray
 from emotion_msgs.srv import Chat
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -29,15 +28,15 @@ from std_msgs.msg import String
 from ..llm.bridge import BridgeReply
 from ..llm.params import PARAMETERS, build_bridge
 from ..messages import array_msg_to_estimates
+from .declare import declare, read
 from .spin import run
 
 
 class LLMBridgeNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("llm_bridge", **kwargs)
-        for p in PARAMETERS:
-            self.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description, read_only=True))
-        values = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
+        declare(self, PARAMETERS, read_only=True)
+        values = read(self, PARAMETERS)
         self._values = values
         self.tracker, self.bridge = build_bridge(values, self._now_ns)
         self.service_slots = int(values["max_concurrent_service_calls"])

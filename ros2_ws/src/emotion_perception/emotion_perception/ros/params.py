@@ -1,51 +1,22 @@
-"""The perception node's parameters: one ROS-free table, the single source of truth.
+"""The perception node's parameters: every engine setting (settings.SETTINGS, typed and ranged
+there) and the node's own (input, output, diagnostics), as one ROS-free table.
 
-The node declares every parameter from this table (with its description and range), and
-``config/head.yaml`` repeats the defaults for users to edit; a CI test checks they agree.
+The node declares every parameter from this table through ros/declare.py; ``config/head.yaml``
+and head.launch.py's arguments are checked against it (tests/test_settings.py). An engine
+setting that is not set (declared without a value, left out of head.yaml) takes the profile's
+value; see settings.py.
 """
 from __future__ import annotations
 
 from ..parameters import Param, Value
+from ..settings import SETTINGS
 
-PARAMETERS: tuple[Param, ...] = (
-    # Model (read at configure; change them, then cleanup + configure).
-    Param("profile", "auto", "Model profile (models/*.yaml name), or 'auto' to pick the best one "
-          "whose weights are present for the device", at_configure=True),
-    Param("device", "auto", "Inference device: auto, cpu, cuda, cuda:N", at_configure=True),
-    Param("precision", "", "fp32, fp16 or bf16; empty = the profile's choice for the device",
-          choices=("", "fp32", "fp16", "bf16"), at_configure=True),
-    Param("weights_dir", "", "Directory with model weights; empty = the package default "
-          "($EMOTION_PERCEPTION_WEIGHTS, else ~/.cache/emotion_perception/weights)", at_configure=True),
-    Param("detector", "", "Face detector (opencv, blazeface, blazeface_back, sfd, mtcnn, dlib_hog, dlib_cnn); empty = the "
-          "profile's", at_configure=True),
-    Param("window", 0, "Frames per face the temporal head looks at; 0 = the profile's",
-          low=0, high=128, at_configure=True),
-    Param("scene_interval", 0, "Re-encode the whole scene every N frames; 0 = the profile's",
-          low=0, high=300, at_configure=True),
-    Param("face_margin", -1.0, "Margin added around each face box before cropping, as a fraction "
-          "of the box size; negative = the profile's crop (models/*.yaml crop.margin)", low=-1.0, high=1.0,
-          at_configure=True),
-    Param("min_face_score", 0.5, "Ignore face detections scoring below this (detector confidence)",
-          low=0.0, high=1.0, at_configure=True),
-    Param("min_track_hits", 0, "Publish a face only once it was detected in this many frames; 2-3 "
-          "hides one-frame detector false positives at the cost of that many frames' delay; 0 = the "
-          "engine default", low=0, high=30, at_configure=True),
-    Param("detect_interval_s", -1.0, "Search the whole frame for faces at most this often (camera "
-          "seconds; at once when a tracked face is lost); in between, tracked faces are followed "
-          "by MTCNN's re-detection, far cheaper on CPU. 0 = search every frame; negative = the "
-          "profile's (lite-fer2013: 0.5)", low=-1.0, high=60.0, at_configure=True),
-    Param("max_faces", 8, "At most this many faces per frame (highest detector scores first)",
-          low=1, high=64, at_configure=True),
-    Param("threads", 0, "CPU threads for torch and OpenCV in this process; 0 = the profile's default "
-          "for the device (lite-fer2013 on CPU: 1). Fewer threads hold up better when other nodes "
-          "share the cores", low=0, high=256, at_configure=True),
-    # Persons (docs/persons.md): re-identification across absences, and what of it is kept.
-    Param("identity", True, "Give each face a person id that survives absences (dlib face embeddings at "
-          "track start and searches); off, or without dlib, consumers key by face id", at_configure=True),
-    Param("gallery_path", "", "Keep the persons' face embeddings (never images) in this file across "
-          "restarts; empty = memory only, forgotten when the node is cleaned up or exits", at_configure=True),
-    Param("gallery_retention_s", 86400.0, "With gallery_path: erase a person unseen for this long "
-          "(seconds)", low=1.0, high=31536000.0, at_configure=True),
+NODE_PARAMETERS: tuple[Param, ...] = (
+    # Persons (docs/persons.md): what of re-identification is kept, and where.
+    Param("gallery_path", None, "Keep the persons' face embeddings (never images) in this file across "
+          "restarts", type="str", unset="memory only, forgotten at cleanup or exit", at_configure=True),
+    Param("gallery_retention_s", 86400.0, "With gallery_path: erase a person unseen for this long",
+          low=1.0, high=31536000.0, unit="s", at_configure=True),
     # Input.
     Param("image_topics", ["image"], "Camera topics, one subscription each (remap 'image' for one "
           "camera); frames of all cameras are batched through one engine", at_configure=True),
@@ -82,6 +53,7 @@ PARAMETERS: tuple[Param, ...] = (
           low=0.1, high=3600.0),
 )
 
+PARAMETERS: tuple[Param, ...] = SETTINGS + NODE_PARAMETERS
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
 DEFAULTS: dict[str, Value] = {p.name: p.default for p in PARAMETERS}
 
@@ -98,25 +70,5 @@ def validate(values: dict[str, Value]) -> dict[str, Value]:
 
 
 def engine_options(values: dict[str, Value]) -> dict:
-    """Keyword arguments for ``pipeline.create_engine`` from validated parameter values.
-
-    Empty strings and zeros mean "the profile's value", so they are left out; the rest beyond
-    profile/device/precision/detector/weights_dir are ``EngineConfig`` fields.
-    """
-    opts: dict = {"profile": values["profile"], "device": values["device"]}
-    for key in ("precision", "detector", "weights_dir"):
-        if values[key]:
-            opts[key] = values[key]
-    for key in ("window", "scene_interval", "threads"):
-        if values[key]:
-            opts[key] = values[key]
-    for key in ("max_faces", "min_face_score"):
-        opts[key] = values[key]
-    if values["face_margin"] >= 0:
-        opts["face_margin"] = values["face_margin"]
-    if values["detect_interval_s"] >= 0:
-        opts["detect_interval_s"] = values["detect_interval_s"]
-    if values["min_track_hits"]:
-        opts["min_hits"] = values["min_track_hits"]
-    opts["identity"] = values["identity"]
-    return opts
+    """Keyword arguments for ``pipeline.create_engine``: the engine settings that are set."""
+    return {p.name: values[p.name] for p in SETTINGS if values.get(p.name) is not None}

@@ -49,13 +49,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from emotion_msgs.msg import EmotionState, EmotionStateArray
 from emotion_msgs.srv import ForgetPersons
 from lifecycle_msgs.msg import Transition
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-    SetParametersResult,
-)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import (
@@ -89,19 +83,15 @@ from ..messages import (
     image_msg_to_frame,
     rgb_to_image_msg,
 )
-from .diagnostics import ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera
-from .params import BY_NAME, PARAMETERS, Param, engine_options, validate
+from .declare import declare, read
+from .diagnostics import (
+    ERROR, OK, STALE, WARN, ProcessingMonitor, Thresholds, evaluate, evaluate_camera, status_names,
+)
+from .params import BY_NAME, PARAMETERS, engine_options, validate
 from .spin import run
 from .tracked import TrackedFaces
 
 NODE_NAME = "perception_node"
-_PARAM_TYPES = {
-    "bool": ParameterType.PARAMETER_BOOL,
-    "int": ParameterType.PARAMETER_INTEGER,
-    "float": ParameterType.PARAMETER_DOUBLE,
-    "str": ParameterType.PARAMETER_STRING,
-    "str_list": ParameterType.PARAMETER_STRING_ARRAY,
-}
 _LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR,
            STALE: DiagnosticStatus.STALE}
 _PROBE = EmotionEstimate("probe", Box(0, 0, 1, 1), np.full(NUM_CLASSES, 1 / NUM_CLASSES, np.float32), 1, "probe")
@@ -111,24 +101,10 @@ _RELIABLE = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=Rel
                        durability=DurabilityPolicy.VOLATILE)
 
 
-def _descriptor(p: Param) -> ParameterDescriptor:
-    """ParameterDescriptor of a table entry: type, description, numeric range, allowed values."""
-    text = p.description + (" (applied at configure)" if p.at_configure else "")
-    d = ParameterDescriptor(name=p.name, type=_PARAM_TYPES[p.kind], description=text)
-    if p.kind == "float" and p.low is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high), step=0.0)]
-    elif p.kind == "int" and p.low is not None:
-        d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=1)]
-    if p.choices:
-        d.additional_constraints = "one of: " + ", ".join(repr(c) for c in p.choices)
-    return d
-
-
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        for p in PARAMETERS:
-            self.declare_parameter(p.name, p.default, _descriptor(p))
+        declare(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._refuse_invalid_transitions()
         self._types = MessageTypes.from_rclpy()
@@ -165,7 +141,7 @@ class PerceptionNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _read_parameters(self) -> dict:
-        return validate({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
+        return validate(read(self, PARAMETERS))
 
     # ----------------------------------------------------------------------------- lifecycle
     def _refuse_invalid_transitions(self) -> None:
@@ -196,7 +172,7 @@ class PerceptionNode(LifecycleNode):
             self._values = self._read_parameters()
             v = self._values
             if v["identity"]:
-                path = v["gallery_path"] or None
+                path = v.get("gallery_path") or None
                 self._gallery = PersonGallery(path=path, retention_s=v["gallery_retention_s"] if path else None)
             self._load_engine()
             self._create_interfaces()
@@ -501,10 +477,10 @@ class PerceptionNode(LifecycleNode):
         device = str(getattr(self._engine, "device", self._values.get("device", "")))
         extra["device"] = device
         snap = self._monitor.snapshot()
-        name = f"{self.get_fully_qualified_name()}: emotion perception"  # unique per namespace
+        name, camera_names = status_names(self.get_fully_qualified_name(), snap.cameras)
         reports = [(name, evaluate(snap, thresholds, active=self._active, extra=extra))]
-        reports += [(f"{name}: camera {source}", evaluate_camera(camera, thresholds, active=self._active))
-                    for source, camera in snap.cameras.items()]
+        reports += [(camera_name, evaluate_camera(camera, thresholds, active=self._active))
+                    for camera_name, camera in zip(camera_names, snap.cameras.values())]
         statuses = [
             DiagnosticStatus(level=_LEVELS[report.level], name=title, message=report.message, hardware_id=device,
                              values=[KeyValue(key=k, value=val) for k, val in report.values])

@@ -17,7 +17,7 @@ evaluation run distributed (training/distributed.py); rank 0 alone prints and wr
 writes ``report.json`` (UAR, WAR, per-class recall, confusion matrix per fold, mean ± std over
 folds), confusion-matrix PNGs and per-clip predictions.
 
-The arguments are parsed before torch and the models are imported (training/jobs.py), so
+The arguments are parsed before torch and the models are imported (the *_job.py modules), so
 ``--help`` and a usage error answer at once.
 """
 from __future__ import annotations
@@ -47,13 +47,14 @@ def train_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging()
 
-    def train(jobs):
+    def train():
         from .config import TrainConfig
+        from .train_job import run_training
 
         cfg = TrainConfig.from_yaml(args.config)
         if args.out:
             cfg.out = args.out
-        return jobs.run_training(cfg, resume=args.resume, progress=not args.no_progress)
+        return run_training(cfg, resume=args.resume, progress=not args.no_progress)
 
     summary = _run_job("emotion-train", train)
     if summary is None:
@@ -77,12 +78,13 @@ def cache_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     _setup_logging()
 
-    def cache(jobs):
+    def cache():
+        from .cache_job import run_cache
         from .config import TrainConfig
 
         cfg = TrainConfig.from_yaml(args.config)
-        manifest = jobs.run_cache(cfg, splits=tuple(args.splits), force=args.force, progress=not args.no_progress,
-                                  shard_mb=args.shard_mb)
+        manifest = run_cache(cfg, splits=tuple(args.splits), force=args.force, progress=not args.no_progress,
+                           shard_mb=args.shard_mb)
         return cfg.dataset.feature_cache, manifest
 
     done = _run_job("emotion-train cache", cache)
@@ -120,16 +122,21 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     _setup_logging()
-    return 0 if _run_job("emotion-evaluate", lambda jobs: jobs.run_evaluation(args)) is not None else 2
+    def evaluate():
+        from .evaluate_job import run_evaluation
+
+        return run_evaluation(args)
+
+    return 0 if _run_job("emotion-evaluate", evaluate) is not None else 2
 
 
 def _run_job(prog: str, job):
-    """``job(jobs module)`` in the process group torchrun set up (if any); a user error is one line
+    """``job()`` in the process group torchrun set up (if any); a user error is one line
     on stderr (from rank 0 only) and None."""
     from . import distributed, jobs
 
     try:
-        return job(jobs)
+        return job()
     except jobs.USER_ERRORS as e:
         if _main_rank():
             print(f"{prog}: error: {_message(e)}", file=sys.stderr)

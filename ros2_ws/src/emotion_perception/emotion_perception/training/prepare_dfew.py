@@ -154,7 +154,7 @@ def prepare_main(argv: list[str] | None = None) -> int:
     from ..errors import WeightsMissingError
     from ..models.registry import get_profile
     from ..pipeline import make_detector
-    from .jobs import resolve_device
+    from ..engine.device import resolve_device
 
     parser = argparse.ArgumentParser(
         prog="emotion-train prepare-dfew",
