@@ -35,7 +35,7 @@ class ScriptedEngine:
         probs = np.full(7, 0.02, np.float32)
         probs[code] = 0.88
         return [EmotionEstimate("face_1", Box(4, 4, 20, 20), probs, 1, "scripted", frame.stamp_ns, frame.frame_id,
-                                timings_ms={"total": self.delay * 1e3})]
+                                timings_ms={"total": self.delay * 1e3}, person_id="person_1")]
 
     def process_batch(self, frames: list[Frame]) -> list[list[EmotionEstimate]]:
         return [self.process(f) for f in frames]

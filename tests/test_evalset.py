@@ -133,10 +133,10 @@ class PlannedEngine:
 
     def process(self, frame):
         out = []
-        for face_id, box, cid in self.plan.get(self.index, []):
+        for face_id, box, cid, *person in self.plan.get(self.index, []):
             probs = np.full(7, 0.01, np.float32)
             probs[cid] = 0.94
-            out.append(EmotionEstimate(face_id, box, probs, 1, "planned"))
+            out.append(EmotionEstimate(face_id, box, probs, 1, "planned", person_id=person[0] if person else ""))
         self.index += 1
         return out
 
@@ -161,6 +161,19 @@ def test_known_answer_counts(tmp_path):
     # appearances: frames 0-3 (ids a, b) and frame 5 (b) are two runs of the one person
     assert (data["appearances"], data["ids_per_appearance"], data["max_ids_per_appearance"]) == (2, 1.5, 2)
     assert data["appearances_with_one_id"] == 0.5
+
+
+def test_person_ids_per_labelled_face(tmp_path):
+    """Frames 0-2 labelled: the face is person_1 twice, then (a wrong re-identification) person_4;
+    the unlabelled frame 3's person_9 does not count."""
+    root = make_set(tmp_path, "0,3,happy,only face\n")
+    face = Box(10, 10, 30, 30)
+    plan = {0: [("a", face, HAPPY, "person_1")], 1: [("a", face, HAPPY, "person_1")],
+            2: [("a", face, HAPPY, "person_4")], 3: [("a", face, HAPPY, "person_9")]}
+    data = evalset.run_eval_set(PlannedEngine(plan), evalset.load_eval_set(root), progress=False).to_dict()
+    assert data["items"][0]["person_ids"] == {"only": "person_1"}
+    assert data["items"][0]["person_ids_per_face"] == 2.0
+    assert data["overall"]["person_ids"] == {"clip.avi:only": "person_1"}
 
 
 def test_report_files(tmp_path):
@@ -192,6 +205,10 @@ def test_cli_eval_set_on_a_photo_with_the_lite_profile(tmp_path, astronaut, caps
     assert "WAR 100.0%  UAR 100.0%  faces found 100.0%  phantom rate 0.0%" in out
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert data["run"]["settings"] == "min_hits=2" and data["overall"]["frames"] == 2  # the photo shown twice
+    assert data["overall"]["person_ids"] == {"astronaut.png:0": "person_1"}  # identity on by default (dlib: test extra)
+    assert main(["eval-set", str(tmp_path / "set"), "--profile", "lite-fer2013", "--device", "cpu", "--no-progress",
+                 "--out", str(tmp_path / "anonymous"), "--set", "min_hits=2", "--identity", "false"]) == 0
+    assert json.loads((tmp_path / "anonymous" / "report.json").read_text())["overall"]["person_ids"] == {}
 
 
 def test_cli_eval_set_bad_setting_is_one_line(tmp_path, capsys):

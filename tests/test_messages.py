@@ -150,6 +150,7 @@ def test_array_round_trip_through_cdr(store, types):
     header = types.header(STAMP_NS, "head_camera")
     newer = STAMP_NS + 33_000_000
     ests = [estimate("face_1"), estimate("face_2", polarity=[0.1, 0.2, 0.7], stamp_ns=newer)]
+    ests[1].person_id = "person_7"
     msg = cdr_roundtrip(store, estimates_to_array_msg(ests, header, types, image_size=(640, 480)))
 
     assert stamp_to_ns(msg.header.stamp) == STAMP_NS and msg.header.frame_id == "head_camera"
@@ -167,6 +168,8 @@ def test_array_round_trip_through_cdr(store, types):
 
     back = array_msg_to_estimates(msg, source="cam")
     assert [e.face_id for e in back] == ["face_1", "face_2"]
+    assert [s.person_id for s in msg.states] == ["", "person_7"]  # "": identity off or not yet known
+    assert [e.person_id for e in back] == ["", "person_7"] and back[0].subject_id == "face_1"
     for orig, got in zip(ests, back):
         assert got.probabilities == pytest.approx(orig.probabilities)
         assert got.class_id == orig.class_id and got.stamp_ns == orig.stamp_ns and got.source == "cam"

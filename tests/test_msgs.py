@@ -80,6 +80,7 @@ def full_array(store):
             State(
                 header=header,
                 face_id=f"face_{i}",
+                person_id=f"person_{i + 3}",
                 face_box=Roi(x_offset=10 + i, y_offset=20, height=64, width=48, do_rectify=False),
                 class_id=int(p.argmax()),
                 class_name=labels.class_name(int(p.argmax())),
@@ -105,6 +106,7 @@ def test_cdr_round_trip_of_a_full_array(distro):
     back = store.deserialize_cdr(raw, name)
     assert back.header.stamp.nanosec == 123456789 and back.header.frame_id == "head_camera_optical"
     assert [s.face_id for s in back.states] == ["face_0", "face_1"]
+    assert [s.person_id for s in back.states] == ["person_3", "person_4"]
     for got, sent in zip(back.states, msg.states):
         np.testing.assert_array_equal(got.probabilities, sent.probabilities)
         np.testing.assert_array_equal(got.polarity_probabilities, sent.polarity_probabilities)

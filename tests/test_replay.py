@@ -41,6 +41,7 @@ def test_max_rate_writes_every_frame(tmp_path, storage):
     assert [line["faces"][0]["class_id"] if line["faces"] else None for line in lines] == CLASSES
     face = lines[0]["faces"][0]
     assert face["id"] == "face_1" and face["box"] == [4, 4, 20, 20] and len(face["probs"]) == 7
+    assert face["person"] == "person_1"
     assert face["class"] == "happy" and face["polarity"] is None and lines[0]["latency_ms"] >= 0
 
     with BagReader(tmp_path / "results") as bag:
@@ -54,6 +55,7 @@ def test_max_rate_writes_every_frame(tmp_path, storage):
         ests = array_msg_to_estimates(msg)
         assert msg.header.frame_id == "cam"
         assert [e.class_id for e in ests] == ([] if cls is None else [cls])
+        assert [e.person_id for e in ests] == ([] if cls is None else ["person_1"])  # the bag keeps person ids
 
 
 def test_bag_input_is_copied_byte_for_byte_with_its_label_topic(tmp_path):

@@ -23,7 +23,7 @@ JSONL = """\
 {"frame": 2, "stamp_ns": 1700000000200000000, "processed": true, "latency_ms": 31.5, "faces": [\
 {"id": "face_1", "box": [10, 20, 30, 40], "probs": [0.05, 0.7, 0.05, 0.05, 0.05, 0.05, 0.05]}, \
 {"id": 7, "box": [100.5, 50.25, 60, 80], "probs": [0.1, 0.1, 0.4, 0.1, 0.1, 0.1, 0.1], \
-"frames_used": 4, "model_id": "ous_v1", "polarity_probs": [0.2, 0.3, 0.5]}]}
+"frames_used": 4, "model_id": "ous_v1", "polarity_probs": [0.2, 0.3, 0.5], "person": "person_2"}]}
 
 {"frame": 0, "stamp_ns": 1700000000000000000, "processed": true, "latency_ms": 12.0, "faces": []}
 {"frame": 1, "stamp_ns": 1700000000100000000, "processed": false, "latency_ms": null}
@@ -40,6 +40,7 @@ def test_jsonl_fields_and_defaults(tmp_path):
     assert res.frames[1].estimates == []  # "faces" absent
     small, big = res.frames[2].estimates
     assert small.face_id == "face_1" and big.face_id == "7"  # ids are strings
+    assert small.person_id == "" and big.person_id == "person_2"  # files from before person ids: ""
     assert small.box == Box(10, 20, 30, 40) and big.box == Box(100.5, 50.25, 60, 80)
     assert small.probabilities.dtype == np.float32
     np.testing.assert_array_equal(small.probabilities, np.float32(HAPPY))

@@ -22,6 +22,16 @@ def test_draws_boxes_labels_and_scene_polarity(astronaut):
     assert np.any(out[:40, 60:200] != rgb[:40, 60:200])  # class label above the box
 
 
+def test_the_person_id_follows_the_face_id_in_the_label(astronaut):
+    rgb = astronaut[:256, :256].copy()
+    probs = np.eye(7, dtype=np.float32)[2]
+    anonymous = draw_estimates(rgb, [EmotionEstimate("face_1", Box(20, 60, 60, 60), probs, 8, "m")])
+    named = draw_estimates(rgb, [EmotionEstimate("face_1", Box(20, 60, 60, 60), probs, 8, "m", person_id="person_12")])
+    differ = np.argwhere(np.any(anonymous != named, axis=2))
+    assert differ.size and differ[:, 0].max() < 60  # only in the label above the box...
+    assert differ[:, 1].min() > 20 + 40  # ...after "neutral 1.00 #face_1"
+
+
 def test_no_faces_no_polarity_is_unchanged(astronaut):
     rgb = astronaut[:64, :64].copy()
     assert np.array_equal(draw_estimates(rgb, []), rgb)

@@ -135,6 +135,11 @@ def test_two_cameras_two_people(two_cameras):
     wait_for(both_cameras_published, 120, "emotions from both cameras")
     assert all(i.startswith("cam0_face_") for i in ids["left_camera"]), ids
     assert all(i.startswith("cam1_face_") for i in ids["right_camera"]), ids
+    # both cameras show the same photo: one person, seen by two cameras, keeps one person id
+    persons = {}
+    for array in list(seen["arrays"]):
+        persons.setdefault(array.header.frame_id, set()).update(s.person_id for s in array.states)
+    assert persons["left_camera"] == persons["right_camera"] == {"person_1"}, persons
     wait_for(lambda: any("of 2 people" in c for c in seen["contexts"]), 30, "a context naming two people")
 
     if IdsList is not None:

@@ -204,3 +204,42 @@ def test_configure_fails_cleanly_on_an_unknown_profile(lite_profile):
         assert wait_for(lambda: any("configure failed" in m for m in g.logs), 10, "the reason in the log")
     finally:
         g.close()
+
+
+def test_person_ids_and_the_forget_persons_service(lite_profile, astronaut, tmp_path):
+    """The astronaut gets a person id; the service erases one person, then everyone, and says so;
+    with gallery_path the embeddings are in the file after cleanup, and gone after forgetting."""
+    from emotion_msgs.srv import ForgetPersons
+
+    from emotion_perception.persons import PersonGallery
+
+    path = tmp_path / "gallery.npz"
+    g = Graph(gallery_path=str(path), gallery_retention_s=600.0)
+    try:
+        activate(g)
+        stamp = 1_700_000_000 * 10**9
+        state = g.publish_until_result(g.raw, g.image(astronaut, stamp), stamp).states[0]
+        assert state.person_id == "person_1" and state.face_id == "face_1"
+        assert g.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert g.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS  # the session ends: file written
+        assert PersonGallery(path=path).ids() == ["person_1"]
+
+        activate(g)  # a new session reads the file: the astronaut is known again
+        stamp += 10**9
+        assert g.publish_until_result(g.raw, g.image(astronaut, stamp), stamp).states[0].person_id == "person_1"
+
+        client = g.peer.create_client(ForgetPersons, f"{g.ns}/forget_persons")
+        assert client.wait_for_service(10)
+
+        def forget(person_id):
+            future = client.call_async(ForgetPersons.Request(person_id=person_id))
+            wait_for(future.done, 10, "forget_persons")
+            return future.result()
+
+        unknown = forget("person_7")
+        assert (unknown.success, unknown.forgotten) == (False, 0) and "person_7" in unknown.message
+        done = forget("")
+        assert (done.success, done.forgotten) == (True, 1)
+        assert PersonGallery(path=path).ids() == []  # erased from the file at once, not at cleanup
+    finally:
+        g.close()

@@ -29,7 +29,8 @@ EXTRAS = {
     # installed with `pip install --no-deps face-alignment`: it declares the full opencv-python,
     # which would shadow the headless wheel and needs libGL on the robot.
     # dlib's detectors: dlib-bin is a prebuilt dlib (no compile, no dependencies);
-    # face-recognition-models ships dlib's CNN face detector file (no dependencies). MTCNN's
+    # face-recognition-models ships dlib's CNN face detector file and the face-recognition and
+    # 5-point landmark models of re-identification (persons/; no dependencies). MTCNN's
     # weights come from `pip install --no-deps facenet-pytorch==2.6.0` (it pins torch < 2.3).
     "detectors": ["numba>=0.58", "scipy>=1.10", "dlib-bin>=20.0.1", "face-recognition-models==0.3.0"],
     # LLM bridge backends: Ollama's client; the OpenAI-compatible backend uses httpx directly.

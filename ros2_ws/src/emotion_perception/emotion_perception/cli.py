@@ -38,7 +38,7 @@ def _add_bag_options(p: argparse.ArgumentParser) -> None:
 
 
 # the settings every engine command takes as options of their own (the others: --set NAME=VALUE)
-ENGINE_OPTIONS = ("profile", "device", "precision", "detector", "weights_dir", "threads")
+ENGINE_OPTIONS = ("profile", "device", "precision", "detector", "weights_dir", "threads", "identity")
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -202,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_engine_options(p)
+
+    p = sub.add_parser("persons", help="list or erase the persons of an opt-in gallery file (docs/persons.md)",
+                       description="The perception node keeps persons' face embeddings (never images) on disk "
+                                   "only when gallery_path is set. List who is in such a file, or erase one "
+                                   "person or everyone from it. A running node keeps its own copy in memory: "
+                                   "call its forget_persons service instead (or as well).")
+    p.add_argument("action", choices=("list", "forget"))
+    p.add_argument("gallery", type=Path, help="the gallery file (the node's gallery_path)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--person", default="", help="forget: this person id (e.g. person_3)")
+    who.add_argument("--all", action="store_true", help="forget: everyone")
     return parser
 
 
@@ -213,7 +224,8 @@ def _engine(args, **overrides):
 
     overrides.setdefault("threads", args.threads)  # eval-set's --set threads=N says the same
     engine, choice = create_engine(profile=args.profile, device=args.device, precision=args.precision,
-                                   detector=args.detector, weights_dir=args.weights_dir, **overrides)
+                                   detector=args.detector, weights_dir=args.weights_dir, identity=args.identity,
+                                   **overrides)
     threads = engine.threads["torch_intra_op"]
     info = {"profile": choice.profile.name, "reason": choice.reason, "threads": threads}
     print(f"model profile: {choice.profile.name} on {engine.device}, {threads} CPU thread(s)\n  why: {choice.reason}")
@@ -379,8 +391,30 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_persons(args) -> int:
+    from datetime import datetime, timezone
+
+    from .persons import PersonGallery, forget_persons
+
+    if not args.gallery.is_file():
+        raise FileNotFoundError(f"no gallery file at {args.gallery}")
+    gallery = PersonGallery(path=args.gallery)  # its saved retention applies: expired persons go now
+    if args.action == "list":
+        ids = gallery.ids()
+        print(f"{args.gallery}: {len(ids)} person(s), kept {gallery.retention_s:g} s after last seen")
+        for person_id in ids:
+            seen = datetime.fromtimestamp(gallery.last_seen(person_id), timezone.utc)
+            print(f"  {person_id}  last seen {seen:%Y-%m-%d %H:%M:%S} UTC")
+        return 0
+    if not args.person and not args.all:
+        raise ValueError("forget needs --person ID or --all")
+    ok, _, message = forget_persons(gallery, args.person)
+    print(f"{args.gallery}: {message}")
+    return 0 if ok else 1
+
+
 COMMANDS = {"record": cmd_record, "run": cmd_run, "eval": cmd_eval, "eval-set": cmd_eval_set,
-            "calibrate": cmd_calibrate, "demo": cmd_demo}
+            "calibrate": cmd_calibrate, "demo": cmd_demo, "persons": cmd_persons}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -390,10 +424,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .evaluation.results import ResultsError
     from .evaluation.video import VideoError
     from .images import ImageError
+    from .persons import GalleryError
 
     # FileNotFoundError covers WeightsMissingError; KeyError an unknown profile; ValueError a bad
     # option value (device, precision); RuntimeError an engine failure during a run.
-    return (BagError, LabelsError, ResultsError, VideoError, ImageError, FileNotFoundError,
+    return (BagError, LabelsError, ResultsError, VideoError, ImageError, GalleryError, FileNotFoundError,
             KeyError, ValueError, RuntimeError, ImportError)
 
 

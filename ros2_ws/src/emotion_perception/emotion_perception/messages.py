@@ -168,6 +168,7 @@ def estimate_to_state_msg(est: EmotionEstimate, header, types: MessageTypes,
     return types.EmotionState(
         header=types.Header(stamp=stamp, frame_id=est.frame_id or header.frame_id),
         face_id=str(est.face_id),
+        person_id=str(est.person_id),
         face_box=box_to_roi(est.box, types.RegionOfInterest, image_size),
         class_id=est.class_id,
         class_name=est.class_name,
@@ -207,6 +208,7 @@ def state_msg_to_estimate(state, source: str = "") -> EmotionEstimate:
         frame_id=state.header.frame_id,
         source=source,
         polarity_probabilities=polarity_probs,
+        person_id=str(state.person_id),
     )
 
 

@@ -18,6 +18,7 @@ from .engine.device import resolve_device
 from .errors import WeightsMissingError
 from .faces import create_detector
 from .models import registry
+from .persons import PersonIdentifier, create_embedder
 from .models.weights import weights_dir_or_default
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,15 @@ def make_redetector(detector, device):
         return None, note
 
 
+def make_identifier(gallery=None):
+    """(PersonIdentifier, "") where the face-embedding model can run here, else (None, why not)."""
+    embedder, note = create_embedder()
+    if embedder is None:
+        log.warning(note)
+        return None, note
+    return PersonIdentifier(embedder, gallery), ""
+
+
 def select(profile: str, weights_dir, device):
     """registry.select_profile, except that on CPU a named profile whose only missing files are
     its detector's is still chosen: ``make_detector`` then falls back to OpenCV."""
@@ -111,6 +121,9 @@ def create_engine(
     weights_dir: str | Path | None = None,
     min_face_score: float | None = None,
     threads: int | None = None,
+    identity: bool = True,
+    *,
+    gallery=None,
     **config_overrides,
 ):
     """(PerceptionEngine, ProfileChoice) for a profile name or "auto".
@@ -120,8 +133,12 @@ def create_engine(
     ``min_face_score`` overrides the detector's score threshold.
     ``threads`` (None: the profile's default for the device; 0: leave them as they are) sets
     torch's and OpenCV's CPU threads for the whole process (engine/threads.py).
+    ``identity``: re-identify persons across absences (``persons/``; estimates get a
+    ``person_id``) where dlib and its model files are installed; where not, the choice's reason
+    says so and consumers fall back to face track ids. ``gallery``: the ``PersonGallery`` to
+    use (None: a new one in memory, for this process only).
     ``config_overrides`` are EngineConfig fields (window, scene_interval, max_faces, ...); every
-    argument is a row of settings.SETTINGS, where None means "not set".
+    argument but ``gallery`` is a row of settings.SETTINGS, where None means "not set".
     """
     dev = resolve_device(device)
     choice = select(profile, weights_dir, dev)
@@ -143,8 +160,12 @@ def create_engine(
     if settings["detect_interval_s"] > 0:
         redetector, redetect_note = make_redetector(det, dev)
         note = "; ".join(n for n in (note, redetect_note) if n)
+    identifier = None
+    if identity:
+        identifier, identity_note = make_identifier(gallery)
+        note = "; ".join(n for n in (note, identity_note) if n)
     if note:
         choice = replace(choice, reason=f"{choice.reason}; {note}")
-    engine = PerceptionEngine(model, det, EngineConfig(**settings), redetector)
+    engine = PerceptionEngine(model, det, EngineConfig(**settings), redetector, identifier)
     log.info("engine: %s on %s (%s), %s", engine.model_id, dev, settings["precision"], choice.reason)
     return engine, choice

@@ -31,6 +31,8 @@ PIPELINE_SETTINGS: tuple[Param, ...] = (
     Param("min_face_score", None, "Ignore face detections scoring below this (detector confidence)",
           type="float", low=0.0, high=1.0, unset="the detector's own threshold (0.5; MTCNN 0.7)",
           at_configure=True),
+    Param("identity", True, "Give each face a person id that survives absences (dlib face embeddings at "
+          "track start and searches, docs/persons.md); false, or without dlib: face ids only", at_configure=True),
 )
 
 # EngineConfig's fields, in its order

@@ -43,7 +43,8 @@ def draw_estimates(rgb: np.ndarray, estimates: Sequence[EmotionEstimate]) -> np.
         x0, y0, x1, y1 = (int(round(v)) for v in (b.x, b.y, b.x + b.w, b.y + b.h))
         colour = CLASS_COLOURS[est.class_id]
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, max(1, int(round(scale * 3))))
-        _label(out, f"{est.class_name} {est.confidence:.2f} #{est.face_id}", x0, y0 - 2, colour, scale)
+        who = f"#{est.face_id}" + (f" {est.person_id}" if est.person_id else "")
+        _label(out, f"{est.class_name} {est.confidence:.2f} {who}", x0, y0 - 2, colour, scale)
     scene = next((e for e in estimates if e.polarity_probabilities is not None), None)
     if scene is not None:
         p = scene.polarity

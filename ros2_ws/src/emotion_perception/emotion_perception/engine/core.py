@@ -46,7 +46,7 @@ from .threads import apply_threads
 
 log = logging.getLogger(__name__)
 
-STAGES = ("detect", "crop", "encode_face", "encode_scene", "head", "total")
+STAGES = ("detect", "identify", "crop", "encode_face", "encode_scene", "head", "total")
 
 
 _PYTHON_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
@@ -129,9 +129,14 @@ class PerceptionEngine:
     Face ids are unique across cameras: with one camera they read ``face_<n>``; once the engine
     serves several (``set_cameras``), every id carries its camera's index: ``cam0_face_1``,
     ``cam1_face_1``. A source nobody declared gets the next index when it first appears.
+
+    ``identity`` (optional; ``persons.PersonIdentifier``) gives each estimate a ``person_id``
+    that survives absences: the engine hands it every reported face with whether its frame was
+    searched whole, and tells it when a track ends; when and how often it embeds is its business.
     """
 
-    def __init__(self, model: EmotionModel, detector, config: EngineConfig | None = None, redetector=None):
+    def __init__(self, model: EmotionModel, detector, config: EngineConfig | None = None, redetector=None,
+                 identity=None):
         if not callable(getattr(detector, "detect", None)):
             raise TypeError(f"detector must have a detect(rgb) method, got {type(detector).__name__}")
         redetector = redetector if redetector is not None else detector
@@ -142,6 +147,7 @@ class PerceptionEngine:
         self.model = model.to(self.device).eval()
         self.model_id = model.model_id or type(model).__name__
         self.detector = detector
+        self.identity = identity
         self.uses_scene = bool(model.uses_scene)
         self._streams = Streams(self.device, self.config.cuda_streams)
         cap = self.config.max_faces
@@ -238,6 +244,8 @@ class PerceptionEngine:
                 for key in self._smoother.keys():
                     if key[0] == name:
                         self._smoother.release(key)
+                if self.identity is not None:
+                    self.identity.reset(name)
 
     # ------------------------------------------------------------------ stages
     def _run(self, frames: list[Frame]) -> list[list[EmotionEstimate]]:
@@ -250,11 +258,12 @@ class PerceptionEngine:
 
         # detect + track (host)
         faces: list[tuple[int, object]] = []  # (frame index, Track)
-        searches = 0
+        searched_frames = set()
         for i, (frame, state) in enumerate(zip(frames, states)):
             now = state.tracker.next_time(frame.stamp_ns / 1e9)
             searched = self._search_due(state, now)
-            searches += searched
+            if searched:
+                searched_frames.add(i)
             found = self._detect(frame.image) if searched else self._follow(frame.image, state, now)
             if searched and state.follower is not None:
                 found = self._keep_followed(frame.image, state, now, found)
@@ -264,8 +273,14 @@ class PerceptionEngine:
             for track_id in update.expired:
                 self.buffers.release((frame.source, track_id))
                 self._smoother.release((frame.source, track_id))
+                if self.identity is not None:
+                    self.identity.release(frame.source, track_id)
             faces.extend((i, track) for track in update.visible if track.hits >= self.config.min_hits)
         t_detect = time.perf_counter()
+        persons = [self.identity.identify(frames[i].source, track.track_id, frames[i].image, track.box,
+                                          i in searched_frames, states[i].tracker.now) if self.identity is not None else ""
+                   for i, track in faces]
+        t_identify = time.perf_counter()
 
         # crops and scenes, resized straight into the (pinned) staging buffers
         if faces:
@@ -318,18 +333,20 @@ class PerceptionEngine:
         elif self._streams.cuda:
             torch.cuda.current_stream(self.device).synchronize()  # timing events must be complete
 
-        timings = {"detect": (t_detect - t_start) * 1e3, "crop": (t_crop - t_detect) * 1e3}
+        timings = {"detect": (t_detect - t_start) * 1e3, "crop": (t_crop - t_identify) * 1e3}
+        if self.identity is not None:
+            timings["identify"] = (t_identify - t_detect) * 1e3
         timings.update({stage: streams.elapsed_ms(a, b) for stage, (a, b) in marks.items()})
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         with self._stats_lock:
             self._frames += len(frames)
-            self._searches += searches
+            self._searches += len(searched_frames)
             self._faces += len(faces)
             self._latency.add(timings)
 
         if host is not None:
             n_cls = out.logits.shape[1]
-            for j, ((i, track), frames_used) in enumerate(zip(faces, used)):
+            for j, ((i, track), frames_used, person_id) in enumerate(zip(faces, used, persons)):
                 frame = frames[i]
                 results[i].append(
                     EmotionEstimate(
@@ -344,6 +361,7 @@ class PerceptionEngine:
                         frame_id=frame.frame_id,
                         source=frame.source,
                         timings_ms=dict(timings),
+                        person_id=person_id,
                     )
                 )
         return results

@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -307,6 +308,9 @@ class ItemScore:
         default_factory=lambda: {s: breakdown.empty_size_confusion(len(SCORE_CLASSES)) for s in LABEL_SETS})
     context: context_eval.ContextScore = field(default_factory=context_eval.ContextScore)  # what the LLM hears
     context_frames: list[context_eval.ReplayFrame] = field(default_factory=list, repr=False)  # to replay again
+    # labelled face -> how often each person id was given to it (identity on); the engine's
+    # gallery outlives its per-item reset, so the same person in two items can share an id
+    person_ids: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, other: "ItemScore") -> None:
         for name in ("frames", "labelled_frames", "phantom_frames", "phantom_faces"):
@@ -316,6 +320,7 @@ class ItemScore:
             self.size_confusion[s] += other.size_confusion[s]
         self.ids_per_appearance += other.ids_per_appearance
         self.context.add(other.context)
+        self.person_ids.update({f"{other.name}:{face}": ids for face, ids in other.person_ids.items()})
 
     def to_dict(self) -> dict:
         ids = [n for n in self.ids_per_appearance if n > 0]
@@ -337,6 +342,9 @@ class ItemScore:
             "by_face_height": {s: breakdown.size_rows(self.size_confusion[s], SCORE_CLASSES, MISSED) for s in LABEL_SETS},
             "by_class": {s: breakdown.class_rows(self.confusion[s], SCORE_CLASSES) for s in LABEL_SETS},
             **self.context.to_dict(),
+            "person_ids": {face: ids.most_common(1)[0][0] for face, ids in sorted(self.person_ids.items())},
+            "person_ids_per_face": (float(np.mean([len(ids) for ids in self.person_ids.values()]))
+                                    if self.person_ids else None),
         }
 
 
@@ -407,6 +415,8 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None,
                 replayed.labels[label.person] = label.class_id
                 if est is not None:
                     replayed.subjects[label.person] = str(est.subject_id)
+                if est is not None and est.person_id:
+                    result.person_ids.setdefault(label.person, Counter())[est.person_id] += 1
     finally:
         engine.reset()
     heights = breakdown.fill_missing_heights([s[:3] for s in samples])

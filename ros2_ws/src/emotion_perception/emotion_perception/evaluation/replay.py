@@ -70,6 +70,7 @@ def face_record(est: EmotionEstimate) -> dict:
     valence, arousal = est.valence_arousal
     return {
         "id": str(est.face_id),
+        "person": str(est.person_id),
         "box": [round(float(v), 2) for v in (est.box.x, est.box.y, est.box.w, est.box.h)],
         "class": est.class_name,
         "class_id": est.class_id,

@@ -62,6 +62,7 @@ def _estimate(face: dict, stamp_ns: int) -> EmotionEstimate:
         probabilities=np.asarray(face["probs"], np.float32), frames_used=int(face.get("frames_used", 1)),
         model_id=face.get("model_id", ""), stamp_ns=stamp_ns,
         polarity_probabilities=None if polarity is None else np.asarray(polarity, np.float32),
+        person_id=str(face.get("person", "")),  # absent in files written before person ids
     )
 
 

@@ -12,6 +12,11 @@ from ..parameters import Param, Value
 from ..settings import SETTINGS
 
 NODE_PARAMETERS: tuple[Param, ...] = (
+    # Persons (docs/persons.md): what of re-identification is kept, and where.
+    Param("gallery_path", None, "Keep the persons' face embeddings (never images) in this file across "
+          "restarts", type="str", unset="memory only, forgotten at cleanup or exit", at_configure=True),
+    Param("gallery_retention_s", 86400.0, "With gallery_path: erase a person unseen for this long",
+          low=1.0, high=31536000.0, unit="s", at_configure=True),
     # Input.
     Param("image_topics", ["image"], "Camera topics, one subscription each (remap 'image' for one "
           "camera); frames of all cameras are batched through one engine", at_configure=True),

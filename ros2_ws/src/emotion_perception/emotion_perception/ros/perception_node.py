@@ -22,7 +22,14 @@ Topics (relative names, so namespaces and remapping work):
   ``emotion`` (emotion_msgs/EmotionState, one message per face, ``face_id`` inside),
   ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``/diagnostics`` (2 Hz: the
   node, then one status per camera); with hri_msgs installed, ``/humans/faces/<id>/expression``
-  (hri_msgs/Expression) and ``/humans/faces/tracked`` (hri_msgs/IdsList).
+  (hri_msgs/Expression) and ``/humans/faces/tracked`` (hri_msgs/IdsList), and for re-identified
+  persons ``/humans/persons/tracked`` (IdsList) and ``/humans/persons/<id>/face_id`` (std_msgs/String).
+- service: ``forget_persons`` (emotion_msgs/ForgetPersons): erase one person's or everyone's
+  re-identification data, in memory and in the opt-in gallery file (docs/persons.md).
+
+Persons: with ``identity`` on, each state's ``person_id`` survives absences. The gallery of
+face embeddings belongs to the node, not to the engine: it outlives deactivate (which frees the
+model) and ends at cleanup, written to ``gallery_path`` first when the user opted in to a file.
 
 Several cameras: face ids carry the camera's index in ``image_topics`` (``cam0_face_1``,
 ``cam1_face_1``) on every output, so consumers keyed by id (the LLM bridge) see distinct people.
@@ -46,6 +53,7 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from emotion_msgs.msg import EmotionState, EmotionStateArray
+from emotion_msgs.srv import ForgetPersons
 from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
@@ -60,7 +68,7 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 
 try:  # Iron and later (Jazzy)
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -70,6 +78,7 @@ except ImportError:  # Humble
 from ..engine import LatestFrameWorker
 from ..images import ImageError
 from ..labels import NUM_CLASSES
+from ..persons import PersonGallery, forget_persons
 from ..types import Box, EmotionEstimate
 from ..visualize import draw_estimates
 from ..messages import (
@@ -129,6 +138,10 @@ class PerceptionNode(LifecycleNode):
         self._tracked: TrackedFaces | None = None
         self._hri_lock = threading.Lock()  # the worker publishes results, a timer expires faces
         self._hri_timer = None
+        self._person_pubs: dict = {}  # person id -> face_id publisher
+        self._tracked_persons: TrackedFaces | None = None
+        self._gallery: PersonGallery | None = None
+        self._forget_srv = None
         self._autostart_timer = None
         if self.get_parameter("autostart").value:
             self._autostart_timer = self.create_timer(0.0, self._autostart_step)
@@ -189,12 +202,17 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self._values = self._read_parameters()
+            v = self._values
+            if v["identity"]:
+                path = v.get("gallery_path") or None
+                self._gallery = PersonGallery(path=path, retention_s=v["gallery_retention_s"] if path else None)
             self._load_engine()
             self._create_interfaces()
         except Exception as err:  # a bad parameter or missing weights: stay unconfigured, say why
             self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
             self._destroy_interfaces()
             self._free_engine()
+            self._close_gallery()
             return TransitionCallbackReturn.FAILURE
         return super().on_configure(state)
 
@@ -211,6 +229,7 @@ class PerceptionNode(LifecycleNode):
         self._engine.set_cameras(self._sources)
         self._monitor = ProcessingMonitor(cameras=self._sources)
         self._tracked = TrackedFaces(self._engine.config.track_patience_s)
+        self._tracked_persons = TrackedFaces(self._engine.config.track_patience_s)
         self._worker = LatestFrameWorker(self._engine, self._on_result, self._on_error, on_drop=self._on_drop)
         self._active = True
         self.get_logger().info(f"processing {', '.join(self._sources)} ({self._values['image_transport']})")
@@ -225,12 +244,14 @@ class PerceptionNode(LifecycleNode):
         self._stop_processing()
         self._destroy_interfaces()
         self._free_engine()
+        self._close_gallery()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self._stop_processing()
         self._destroy_interfaces()
         self._free_engine()
+        self._close_gallery()
         return super().on_shutdown(state)
 
     def on_error(self, state: State) -> TransitionCallbackReturn:
@@ -243,16 +264,40 @@ class PerceptionNode(LifecycleNode):
     def destroy_node(self):
         self._stop_processing()
         self._free_engine()
+        self._close_gallery()
         return super().destroy_node()
 
     def _load_engine(self) -> None:
         from ..pipeline import create_engine  # torch and the model: only when configuring
 
-        self._engine, self._choice = create_engine(**engine_options(self._values))
+        self._engine, self._choice = create_engine(**engine_options(self._values), gallery=self._gallery)
         self.get_logger().info(
             f"model profile {self._choice.profile.name} on {getattr(self._engine, 'device', '?')}: "
             f"{self._choice.reason}"
         )
+
+    def _close_gallery(self) -> None:
+        """End of the session: an opted-in gallery file gets the latest sightings; memory is dropped."""
+        if self._gallery is not None:
+            try:
+                self._gallery.save()
+            except OSError as err:
+                self.get_logger().error(f"could not write the person gallery: {err}")
+            self._gallery = None
+
+    def _on_forget(self, request, response):
+        """Service: erase one person (``person_id``) or everyone (empty), memory and file."""
+        identity = getattr(self._engine, "identity", None)
+        target = identity if identity is not None else self._gallery
+        if target is None:
+            response.success, response.forgotten, response.message = False, 0, "identity is off: nothing is kept"
+            return response
+        try:
+            response.success, response.forgotten, response.message = forget_persons(target, request.person_id)
+        except OSError as err:  # the file could not be rewritten: say so, memory is erased already
+            response.success, response.forgotten, response.message = False, 0, f"erased in memory, not on disk: {err}"
+        self.get_logger().info(f"forget_persons({request.person_id!r}): {response.message}")
+        return response
 
     def _free_engine(self) -> None:
         """Drop every reference to the model and give its GPU memory back to the driver."""
@@ -269,14 +314,16 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().warning("the inference worker did not stop within 10 s")
             self._worker = None
         with self._hri_lock:
-            tracked = self._pubs.get("tracked")
-            if self._hri_pubs and tracked is not None:  # REP-155: nobody is tracked any more
-                tracked.publish(self._types.IdsList(header=self._neutral_header(), ids=[]))
-            for pub in self._hri_pubs.values():
-                self.destroy_publisher(pub)
-            self._hri_pubs.clear()
-            if self._tracked is not None:
-                self._tracked.clear()
+            for key, pubs, tracked in (("tracked", self._hri_pubs, self._tracked),
+                                       ("persons_tracked", self._person_pubs, self._tracked_persons)):
+                out = self._pubs.get(key)
+                if pubs and out is not None:  # REP-155: nobody is tracked any more
+                    out.publish(self._types.IdsList(header=self._neutral_header(), ids=[]))
+                for pub in pubs.values():
+                    self.destroy_publisher(pub)
+                pubs.clear()
+                if tracked is not None:
+                    tracked.clear()
 
     # ----------------------------------------------------------------------------- topics
     def _create_interfaces(self) -> None:
@@ -287,8 +334,10 @@ class PerceptionNode(LifecycleNode):
             self._pubs["debug_image"] = self.create_lifecycle_publisher(Image, "debug_image", 1)
         if v["publish_hri"] and self._hri_supported():
             self._pubs["tracked"] = self.create_lifecycle_publisher(t.IdsList, "/humans/faces/tracked", 1)
+            self._pubs["persons_tracked"] = self.create_lifecycle_publisher(t.IdsList, "/humans/persons/tracked", 1)
             self._hri_timer = self.create_timer(0.1, self._expire_hri)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._forget_srv = self.create_service(ForgetPersons, "forget_persons", self._on_forget)
         self._diag_timer = self.create_timer(0.5, self._publish_diagnostics)
 
         compressed = v["image_transport"] == "compressed"
@@ -357,6 +406,9 @@ class PerceptionNode(LifecycleNode):
         if self._diag_pub is not None:
             self.destroy_publisher(self._diag_pub)
             self._diag_pub = None
+        if self._forget_srv is not None:
+            self.destroy_service(self._forget_srv)
+            self._forget_srv = None
 
     def _on_incompatible_qos(self, index: int, info) -> None:
         policy = qos_policy_name_from_kind(info.last_policy_kind)
@@ -425,8 +477,10 @@ class PerceptionNode(LifecycleNode):
         return Header(stamp=self.get_clock().now().to_msg(), frame_id="")
 
     def _publish_hri(self, frame, header, estimates) -> None:
-        """REP-155: one Expression topic per tracked face, and the list of tracked ids."""
+        """REP-155: one Expression topic per tracked face, and the list of tracked ids; for each
+        re-identified person its current face id, and the list of tracked persons."""
         faces = {hri_face_id(e.face_id): e for e in estimates}
+        persons = {hri_face_id(e.person_id): hri_face_id(e.face_id) for e in estimates if e.person_id}
         with self._hri_lock:
             for face_id, est in faces.items():
                 pub = self._hri_pubs.get(face_id)
@@ -434,23 +488,38 @@ class PerceptionNode(LifecycleNode):
                     pub = self.create_publisher(self._types.Expression, f"/humans/faces/{face_id}/expression", 1)
                     self._hri_pubs[face_id] = pub
                 pub.publish(estimate_to_expression(est, header, self._types.Expression))
-            tracked = self._tracked.update(frame.source, faces, time.monotonic())
+            for person_id, face_id in persons.items():
+                pub = self._person_pubs.get(person_id)
+                if pub is None:
+                    pub = self.create_publisher(String, f"/humans/persons/{person_id}/face_id", 1)
+                    self._person_pubs[person_id] = pub
+                pub.publish(String(data=face_id))
+            now = time.monotonic()
+            tracked = self._tracked.update(frame.source, faces, now)
+            tracked_persons = self._tracked_persons.update(frame.source, persons, now)
             if len(self._sources) > 1:  # the list spans several camera frames
                 header = self._types.header(frame.stamp_ns, "")
             self._publish_tracked(header, tracked)
+            self._publish_tracked(header, tracked_persons, "persons_tracked", self._person_pubs)
 
     def _expire_hri(self) -> None:
         """Timer: drop the faces of cameras that stopped sending (see ``TrackedFaces``)."""
         if not self._active or self._tracked is None:
             return
         with self._hri_lock:
-            if self._tracked.expire(time.monotonic()):
+            now = time.monotonic()
+            if self._tracked.expire(now):
                 self._publish_tracked(self._neutral_header(), self._tracked.ids())
+            if self._tracked_persons.expire(now):
+                self._publish_tracked(self._neutral_header(), self._tracked_persons.ids(), "persons_tracked",
+                                      self._person_pubs)
 
-    def _publish_tracked(self, header, tracked: list[str]) -> None:
-        for gone in set(self._hri_pubs) - set(tracked):
-            self.destroy_publisher(self._hri_pubs.pop(gone))
-        self._pubs["tracked"].publish(self._types.IdsList(header=header, ids=tracked))
+    def _publish_tracked(self, header, tracked: list[str], key: str = "tracked", pubs: dict | None = None) -> None:
+        """The list of tracked face (or person) ids; the per-id publishers of those gone are destroyed."""
+        pubs = self._hri_pubs if pubs is None else pubs
+        for gone in set(pubs) - set(tracked):
+            self.destroy_publisher(pubs.pop(gone))
+        self._pubs[key].publish(self._types.IdsList(header=header, ids=tracked))
 
     def _on_error(self, frame, err: Exception) -> None:
         self._monitor.failed(frame)
