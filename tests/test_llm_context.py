@@ -286,3 +286,24 @@ def test_a_group_of_three_is_described_by_position_with_the_addressee_first():
     ctx = small.context(0)  # the nearest other one only
     assert [(p.face_id, p.position) for p in ctx.people] == [("f2", "2nd from the left"), ("f1", "1st from the left")]
     assert ctx.count == 4 and ctx.sentence.endswith("Also visible: 1st from the left, someone: neutral.")
+
+
+def test_forget_person_erases_that_persons_timeline_and_conversation_only():
+    """The bridge's forget service: person_2's emotion state and turns go, person_1's stay; an
+    unknown id is a refusal; an empty id erases everyone (privacy, issue 25)."""
+    from emotion_perception.llm.bridge import forget_person
+    from emotion_perception.llm.prompt import ConversationMemory
+
+    tracker = EmotionContextTracker(ContextConfig(smoothing_s=0.0, switch_hold_s=0.0))
+    tracker.update([person("person_1", "face_1", "happy", 0.9, 1.0, x=0),
+                    person("person_2", "face_2", "sad", 0.9, 1.0, x=300)], now_ns=S)
+    memory = ConversationMemory()
+    memory.add("person_1", "hi", "hello")
+    memory.add("person_2", "hi", "hello there")
+    assert forget_person(tracker, memory, "person_2") == (True, 1, "erased what the LLM bridge kept of person_2")
+    assert memory.history("person_2") == [] and memory.history("person_1") == [("hi", "hello")]
+    people = [p.person_id for p in tracker.context(now_ns=S).people]
+    assert people == ["person_1"]
+    assert forget_person(tracker, memory, "person_2") == (False, 0, "the LLM bridge keeps nothing of 'person_2'")
+    assert forget_person(tracker, memory, "") == (True, 1, "erased what the LLM bridge kept of everyone (1)")
+    assert memory.history("person_1") == [] and tracker.context(now_ns=S).people == ()

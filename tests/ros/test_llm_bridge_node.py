@@ -13,7 +13,7 @@ rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source /opt/ro
 pytest.importorskip("emotion_msgs.msg", reason="needs the built emotion_msgs package (source install/setup.bash)")
 
 from emotion_msgs.msg import EmotionState, EmotionStateArray  # noqa: E402
-from emotion_msgs.srv import Chat  # noqa: E402
+from emotion_msgs.srv import Chat, ForgetPersons  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import RegionOfInterest  # noqa: E402
@@ -107,6 +107,30 @@ def test_node_injects_context_answers_service_and_topic_and_reports_errors(graph
     late: list[str] = []  # transient-local: a late subscriber still gets the current sentence
     peer.create_subscription(String, "emotion_context", lambda m: late.append(m.data), LATCHED)
     wait_for(lambda: late == [contexts[-1]], what="the latched context for a late subscriber")
+
+
+def test_forget_persons_erases_the_persons_conversation_and_emotion_state(graph):
+    """~/forget_persons (issue 25): the conversation kept for a person and their emotion state go;
+    the next request of that user starts without history; an unknown id is refused."""
+    server, bridge, peer = graph
+    chat = peer.create_client(Chat, "chat")
+    forget = peer.create_client(ForgetPersons, "/llm_bridge/forget_persons")
+    assert chat.wait_for_service(timeout_sec=10) and forget.wait_for_service(timeout_sec=10)
+
+    def call(client, request):
+        future = client.call_async(request)
+        wait_for(future.done, what=f"a {type(request).__name__} reply")
+        return future.result()
+
+    assert call(chat, Chat.Request(text="My name is Ann.", user_id="person_3")).success
+    assert call(chat, Chat.Request(text="Who am I?", user_id="person_3")).success
+    assert {"role": "user", "content": "My name is Ann."} in server.requests[-1]["messages"]
+    response = call(forget, ForgetPersons.Request(person_id="person_3"))
+    assert (response.success, response.forgotten) == (True, 1), response.message
+    assert call(chat, Chat.Request(text="Who am I?", user_id="person_3")).success
+    assert [m["role"] for m in server.requests[-1]["messages"]] == ["system", "user"]  # no history left
+    response = call(forget, ForgetPersons.Request(person_id="person_9"))
+    assert (response.success, response.forgotten) == (False, 0) and "person_9" in response.message
 
 
 @pytest.mark.parametrize("mode, kind", [("empty", "empty"), ("truncated", "cut short")])

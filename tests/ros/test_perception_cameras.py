@@ -140,7 +140,9 @@ def test_two_cameras_two_people(two_cameras):
     for array in list(seen["arrays"]):
         persons.setdefault(array.header.frame_id, set()).update(s.person_id for s in array.states)
     assert persons["left_camera"] == persons["right_camera"] == {"person_1"}, persons
-    wait_for(lambda: any("of 2 people" in c for c in seen["contexts"]), 30, "a context naming two people")
+    # ... and so the LLM bridge, which keys its state by person, tells of one person, not two faces
+    wait_for(lambda: seen["contexts"] and seen["contexts"][-1].startswith("The person in front of you"), 30,
+             "a context naming one person")
 
     if IdsList is not None:
         wait_for(lambda: any(tracked_cameras(m) == {"cam0", "cam1"} for m in seen["tracked"]), 30,
@@ -149,10 +151,12 @@ def test_two_cameras_two_people(two_cameras):
     time.sleep(0.1)
     stopped = cameras.last_sent["cam_right/image"]
     right = f"{ns}/cam_right/image"
-    status = wait_for(lambda: (s := node_status(seen, ns)) and level(s) != OK and s, 10,
-                      "a WARN for the stopped camera")
+    # the stopped camera leads the node's message (on a loaded machine the in-process cameras may
+    # also lose frames before the node, a WARN of its own that comes after it in the message)
+    status = wait_for(lambda: (s := node_status(seen, ns)) and s.message.startswith(f"{right}: no image for ") and s,
+                      10, "a WARN for the stopped camera")
     waited = time.monotonic() - stopped
-    assert level(status) == WARN and status.message.startswith(f"{right}: no image for ")
+    assert level(status) == WARN
     assert waited < 2.0, (status.message, waited)
     assert level(node_status(seen, ns, f": camera {right}")) == WARN
     assert level(node_status(seen, ns, f": camera {ns}/cam_left/image")) == OK

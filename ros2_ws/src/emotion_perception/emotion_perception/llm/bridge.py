@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .backends import INTERNAL, ChatBackend, ChatResult
-from .context import EmotionContext
+from .context import EmotionContext, EmotionContextTracker
 from .prompt import ConversationMemory, PromptBuilder
 
 QUEUE_FULL = "queue_full"
@@ -153,3 +153,16 @@ def _forward_tokens(req: _Request) -> Callable[[str], None]:
         except Exception:  # noqa: BLE001
             log.exception("token callback failed for request %d", req.request_id)
     return forward
+
+
+def forget_person(tracker: EmotionContextTracker, memory: ConversationMemory,
+                  person_id: str = "") -> tuple[bool, int, str]:
+    """(success, how many erased, message) for the bridge's forget service: what the bridge keeps
+    of ``person_id`` (their emotion timeline in the context, their conversation turns), or of
+    everyone when it is empty. The perception node's ``forget_persons`` erases the face data."""
+    if person_id:
+        if tracker.forget(person_id) + memory.forget(person_id):
+            return True, 1, f"erased what the LLM bridge kept of {person_id}"
+        return False, 0, f"the LLM bridge keeps nothing of {person_id!r}"
+    n = max(tracker.forget(), memory.forget())
+    return True, n, f"erased what the LLM bridge kept of everyone ({n})"

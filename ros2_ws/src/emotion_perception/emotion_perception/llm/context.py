@@ -368,14 +368,16 @@ class EmotionContextTracker:
             state = self._subjects.get(subject_id)
             return [] if state is None else [(t, CLASS_NAMES[c], seen) for t, c, seen in state.history]
 
-    def forget(self, subject_id: str | None = None) -> None:
-        """Forget one person (or face), or everyone (privacy: nothing is kept beyond this object)."""
+    def forget(self, subject_id: str | None = None) -> int:
+        """Forget one person (or face), or everyone (privacy: nothing is kept beyond this object);
+        how many were forgotten."""
         with self._lock:
             if subject_id is None:
+                n = len(self._subjects)
                 self._subjects.clear()
                 self._addressee = None
-            else:
-                self._subjects.pop(subject_id, None)
+                return n
+            return int(self._subjects.pop(subject_id, None) is not None)
 
     def clear(self) -> None:
         self.forget()

@@ -52,12 +52,14 @@ class ConversationMemory:
             while len(self._turns) > self.max_users:
                 self._turns.popitem(last=False)
 
-    def forget(self, user_id: str | None = None) -> None:
+    def forget(self, user_id: str | None = None) -> int:
+        """Forget one user's turns, or everyone's; how many users were forgotten."""
         with self._lock:
             if user_id is None:
+                n = len(self._turns)
                 self._turns.clear()
-            else:
-                self._turns.pop(user_id, None)
+                return n
+            return int(self._turns.pop(user_id, None) is not None)
 
 
 class PromptBuilder:

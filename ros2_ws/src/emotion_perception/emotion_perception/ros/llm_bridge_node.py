@@ -4,7 +4,8 @@ Topics: subscribes ``emotions`` (emotion_msgs/EmotionStateArray, best-effort so 
 publisher) and ``user_text`` (std_msgs/String); publishes ``reply`` (std_msgs/String),
 ``reply_tokens`` (std_msgs/String, one message per streamed chunk) and ``emotion_context``
 (std_msgs/String, transient-local: late joiners get the current sentence; published on change).
-Service: ``chat`` (emotion_msgs/Chat).
+Services: ``chat`` (emotion_msgs/Chat); ``~/forget_persons`` (emotion_msgs/ForgetPersons: erase
+what the bridge keeps of one person, their emotion timeline and conversation, or of everyone).
 
 Threading: the LLM runs on the core bridge's own worker thread, never on the executor. A Chat
 call has to return its response from the callback, so it waits for its reply on one executor
@@ -18,14 +19,14 @@ import concurrent.futures
 import threading
 
 from emotion_msgs.msg import EmotionStateArray
-from emotion_msgs.srv import Chat
+from emotion_msgs.srv import Chat, ForgetPersons
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from ..llm.bridge import BridgeReply
+from ..llm.bridge import BridgeReply, forget_person
 from ..llm.params import PARAMETERS, backend_url, build_bridge, remote_backend_warning
 from ..messages import array_msg_to_estimates
 from .declare import declare, read
@@ -52,6 +53,8 @@ class LLMBridgeNode(Node):
         self.create_subscription(EmotionStateArray, "emotions", self._on_emotions, best_effort, callback_group=io)
         self.create_subscription(String, "user_text", self._on_user_text, 10, callback_group=io)
         self.create_service(Chat, "chat", self._on_chat, callback_group=ReentrantCallbackGroup())
+        # node-private (~/): the perception node's forget_persons erases the face data of the same ids
+        self.create_service(ForgetPersons, "~/forget_persons", self._on_forget, callback_group=io)
         self.create_timer(float(values["context_period_s"]), self._publish_context, callback_group=io)
         self._publish_context()
         self.get_logger().info(f"LLM bridge ready: {values['backend']} model {values['model']!r} at {backend_url(values)}")
@@ -91,6 +94,12 @@ class LLMBridgeNode(Node):
         text = self._values["error_reply"]
         if text:
             self.reply_pub.publish(String(data=text.replace("{error}", reply.result.error)))
+
+    def _on_forget(self, request: ForgetPersons.Request, response: ForgetPersons.Response) -> ForgetPersons.Response:
+        response.success, response.forgotten, response.message = forget_person(
+            self.tracker, self.bridge.memory, request.person_id)
+        self.get_logger().info(f"forget_persons({request.person_id!r}): {response.message}")
+        return response
 
     def _on_chat(self, request: Chat.Request, response: Chat.Response) -> Chat.Response:
         if not self._slots.acquire(blocking=False):
