@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -89,6 +90,14 @@ def end_of(proc: subprocess.Popen, timeout: float, since: str) -> tuple[int, str
     return proc.returncode, out
 
 
+def unique_name(node: str) -> tuple[str, list[str]]:
+    """A node name of this test's own and the ROS arguments that give it: the graph may still list
+    the node of an earlier test (its participant not yet expired), which would read as this one
+    having joined while it still imports (a Ctrl-C then ends it at once, before the test's point)."""
+    name = f"{node}_{uuid.uuid4().hex[:8]}"
+    return name, ["-r", f"__node:={name}"]
+
+
 def visible(name: str):
     """A check that the node ``name`` has joined the ROS graph."""
     context_manager = ros_context()
@@ -108,8 +117,9 @@ def visible(name: str):
 def test_ctrl_c_while_running_ends_the_node_quietly(node, symlinked, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("0,10,happy\n")
-    check, close = visible(node)
-    proc = start(symlinked, node, "-p", f"labels_file:={labels}", "-p", f"output_dir:={tmp_path / 'report'}")
+    name, rename = unique_name(node)
+    check, close = visible(name)
+    proc = start(symlinked, node, *rename, "-p", f"labels_file:={labels}", "-p", f"output_dir:={tmp_path / 'report'}")
     try:
         wait_for(lambda: check() or proc.poll() is not None, 90, f"{node} to join the graph")
     finally:
@@ -176,9 +186,10 @@ def test_a_second_ctrl_c_while_the_process_exits_changes_nothing(symlinked, tmp_
     (tmp_path / "sitecustomize.py").write_text(SLOW_TO_FINALIZE)
     finalizing = tmp_path / "finalizing"
     python_path = sourced_environment(symlinked).get("PYTHONPATH", "")
-    check, close = visible("perception_node")
-    proc = start(symlinked, "perception_node", env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{python_path}",
-                                                   "FINALIZING": str(finalizing)})
+    name, rename = unique_name("perception_node")
+    check, close = visible(name)
+    proc = start(symlinked, "perception_node", *rename, env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{python_path}",
+                                                              "FINALIZING": str(finalizing)})
     try:
         wait_for(lambda: check() or proc.poll() is not None, 90, "perception_node to join the graph")
     finally:
@@ -190,8 +201,9 @@ def test_a_second_ctrl_c_while_the_process_exits_changes_nothing(symlinked, tmp_
 
 
 def test_two_ctrl_c_in_a_row_still_clean_up(symlinked):
-    check, close = visible("perception_node")
-    proc = start(symlinked, "perception_node")
+    name, rename = unique_name("perception_node")
+    check, close = visible(name)
+    proc = start(symlinked, "perception_node", *rename)
     try:
         wait_for(lambda: check() or proc.poll() is not None, 90, "perception_node to join the graph")
     finally:
