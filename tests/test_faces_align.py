@@ -135,3 +135,36 @@ def test_a_detectors_own_crop_keys_win_for_that_detector_only(tmp_path):
     path.write_text("name: p\nkind: lite\ncrop:\n  by_detector:\n    mtcnn: {margins: 0.15}\n")
     with pytest.raises(ValueError, match=r"unknown crop.by_detector.mtcnn keys \['margins'\]"):
         registry.Profile.from_yaml(path)
+
+
+class _CountingRolls:
+    """A stand-in O-Net: each box's roll is its x, and every box measured is counted."""
+
+    def __init__(self):
+        self.measured = []
+
+    def roll_degrees(self, rgb, boxes):
+        self.measured += [b.x for b in boxes]
+        return np.array([b.x for b in boxes], float)
+
+
+def test_track_rolls_are_measured_again_only_when_due():
+    from emotion_perception.faces.align import TrackRolls
+
+    estimator = _CountingRolls()
+    rolls = TrackRolls(estimator, refresh_s=0.2)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    a, b = ("cam", "1"), ("cam", "2")
+    assert rolls.rolls(rgb, [a, b], [Box(10, 0, 4, 4), Box(20, 0, 4, 4)], now=1.0) == [10.0, 20.0]
+    # 0.1 s later both keep their roll, even though the boxes (here: the rolls) changed
+    assert rolls.rolls(rgb, [a, b], [Box(11, 0, 4, 4), Box(21, 0, 4, 4)], now=1.1) == [10.0, 20.0]
+    assert estimator.measured == [10, 20]
+    # a is due 0.25 s after its measurement (refresh_s 0.2), b was released: both measured, in one batch
+    rolls.release(b)
+    assert rolls.rolls(rgb, [a, b], [Box(12, 0, 4, 4), Box(22, 0, 4, 4)], now=1.25) == [12.0, 22.0]
+    assert estimator.measured == [10, 20, 12, 22]
+    # camera time that runs backwards (a restarted recording) measures again
+    assert rolls.rolls(rgb, [a], [Box(13, 0, 4, 4)], now=0.5) == [13.0]
+    assert sorted(rolls.keys()) == [a, b]
+    with pytest.raises(ValueError, match="refresh_s"):
+        TrackRolls(estimator, refresh_s=-1)

@@ -32,7 +32,7 @@ import torch
 
 from ..errors import WeightsMissingError
 from ..faces import FaceTracker, crop_face
-from ..faces.align import RollEstimator, crop_angle
+from ..faces.align import RollEstimator, TrackRolls, crop_angle
 from ..faces.follow import FaceFollower
 from ..images import check_rgb
 from ..settings import ENGINE_SETTINGS
@@ -47,6 +47,9 @@ from .threads import apply_threads
 log = logging.getLogger(__name__)
 
 STAGES = ("detect", "identify", "crop", "encode_face", "encode_scene", "head", "total")
+# face_align measures a track's roll again after this much camera time (faces/align.TrackRolls):
+# 6 frames at 30 frames/s, well inside the lite model's 8-frame window
+ALIGN_REFRESH_S = 0.1
 
 
 _PYTHON_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
@@ -244,6 +247,9 @@ class PerceptionEngine:
                 for key in self._smoother.keys():
                     if key[0] == name:
                         self._smoother.release(key)
+                for key in self._roll.keys() if self._roll is not None else ():
+                    if key[0] == name:
+                        self._roll.release(key)
                 if self.identity is not None:
                     self.identity.reset(name)
 
@@ -273,6 +279,8 @@ class PerceptionEngine:
             for track_id in update.expired:
                 self.buffers.release((frame.source, track_id))
                 self._smoother.release((frame.source, track_id))
+                if self._roll is not None:
+                    self._roll.release((frame.source, track_id))
                 if self.identity is not None:
                     self.identity.release(frame.source, track_id)
             faces.extend((i, track) for track in update.visible if track.hits >= self.config.min_hits)
@@ -285,7 +293,7 @@ class PerceptionEngine:
         # crops and scenes, resized straight into the (pinned) staging buffers
         if faces:
             face_pixels = self._face_staging.images(len(faces))
-            for j, ((i, track), angle) in enumerate(zip(faces, self._crop_angles(frames, faces))):
+            for j, ((i, track), angle) in enumerate(zip(faces, self._crop_angles(frames, states, faces))):
                 _resize_into(crop_face(frames[i].image, track.box, self.config.face_margin,
                                                self.config.face_square, self.config.face_shift, angle), face_pixels[j])
         due = [i for i, s in enumerate(states) if self.uses_scene and s.frames % self.config.scene_interval == 0]
@@ -366,21 +374,23 @@ class PerceptionEngine:
                 )
         return results
 
-    def _roll_estimator(self) -> RollEstimator | None:
+    def _roll_estimator(self) -> TrackRolls | None:
         """O-Net for ``face_align``; without its weights (no facenet-pytorch) crops stay unturned, logged once."""
         try:
-            return RollEstimator(str(self.device))
+            return TrackRolls(RollEstimator(str(self.device)), ALIGN_REFRESH_S)
         except WeightsMissingError as err:
             log.warning("face_align is on but %s; face crops are not turned", err)
             return None
 
-    def _crop_angles(self, frames: list[Frame], faces: list) -> list[float]:
+    def _crop_angles(self, frames: list[Frame], states: list, faces: list) -> list[float]:
         """Per face, the turn that levels its eyes (``config.face_align``), else 0."""
         if self._roll is None:
             return [0.0] * len(faces)
         angles = []
         for i, group in itertools.groupby(faces, key=lambda face: face[0]):  # faces come frame by frame
-            rolls = self._roll.roll_degrees(frames[i].image, [track.box for _, track in group])
+            tracks = [track for _, track in group]
+            rolls = self._roll.rolls(frames[i].image, [(frames[i].source, t.track_id) for t in tracks],
+                                     [t.box for t in tracks], states[i].tracker.now)
             angles += [crop_angle(roll, self.config.face_align_min_deg) for roll in rolls]
         return angles
 

@@ -54,6 +54,36 @@ class RollEstimator:
         return np.degrees(np.arctan2(dy, dx))
 
 
+class TrackRolls:
+    """Each face track's roll, measured again at most every ``refresh_s`` of camera time.
+
+    A head's roll changes slowly next to a camera's frame rate, and the O-Net pass is most of an
+    aligned crop's cost (on one busy CPU core it made a followed frame's crop stage ~10x dearer):
+    the due tracks of a frame are measured in one batch, the others keep their last roll."""
+
+    def __init__(self, estimator: RollEstimator, refresh_s: float):
+        if not refresh_s >= 0:
+            raise ValueError(f"refresh_s must be >= 0, got {refresh_s}")
+        self.estimator, self.refresh_s = estimator, float(refresh_s)
+        self._rolls: dict[tuple, tuple[float, float]] = {}  # track key -> (roll degrees, camera s)
+
+    def rolls(self, rgb: np.ndarray, keys: Sequence[tuple], boxes: Sequence[Box], now: float) -> list[float]:
+        """Per track (``keys``, one per box) its roll at camera time ``now``."""
+        due = [j for j, key in enumerate(keys)
+               if key not in self._rolls or not 0 <= now - self._rolls[key][1] < self.refresh_s]
+        if due:
+            measured = self.estimator.roll_degrees(rgb, [boxes[j] for j in due])
+            for j, roll in zip(due, measured):
+                self._rolls[keys[j]] = (float(roll), now)
+        return [self._rolls[key][0] for key in keys]
+
+    def release(self, key: tuple) -> None:
+        self._rolls.pop(key, None)
+
+    def keys(self) -> list[tuple]:
+        return list(self._rolls)
+
+
 def crop_angle(roll: float, min_deg: float) -> float:
     """The turn to apply for a measured ``roll``: none below ``min_deg`` (a near-upright face's
     landmark jitter would only add noise), else the whole roll."""
