@@ -22,6 +22,9 @@ CORE = [
     "apsw>=3.40",  # rosbags reads sqlite3 bags through it; bags.py catches its errors on damaged bags
     "tqdm>=4.60",
     "matplotlib>=3.7",
+    # the LLM bridge's HTTP client (llm/backends.py): every evaluation replays its estimates through
+    # the bridge's context tracker ("what the LLM hears"), so the offline tools import the llm package
+    "httpx>=0.27",
 ]
 
 EXTRAS = {
@@ -33,8 +36,8 @@ EXTRAS = {
     # 5-point landmark models of re-identification (persons/; no dependencies). MTCNN's
     # weights come from `pip install --no-deps facenet-pytorch==2.6.0` (it pins torch < 2.3).
     "detectors": ["numba>=0.58", "scipy>=1.10", "dlib-bin>=20.0.1", "face-recognition-models==0.3.0"],
-    # LLM bridge backends: Ollama's client; the OpenAI-compatible backend uses httpx directly.
-    "llm": ["ollama>=0.4", "httpx>=0.27"],
+    # LLM bridge backends: Ollama's client (the OpenAI-compatible backend uses httpx, a core dependency).
+    "llm": ["ollama>=0.4"],
     # The README's main job builds its recording from scikit-image's bundled astronaut photo.
     "demo": ["scikit-image>=0.21"],
 }
