@@ -4,22 +4,23 @@ Both model files come in the ``face-recognition-models`` wheel (found without im
 package, as ``faces/dlib_detectors.py`` does); ``dlib-bin`` runs the landmarks:
 
 - ``shape_predictor_5_face_landmarks.dat`` finds the eyes' corners and the nose under the box;
-  dlib's ``get_face_chip`` rotates and scales the face to a 150x150 chip from them (~1.5 ms);
+  dlib's ``get_face_chip`` rotates and scales the face to a 150x150 chip from them (a few ms);
 - ``dlib_face_recognition_resnet_model_v1.dat`` maps the chip to a 128-d vector; it was trained
   to put each identity in a ball of radius 0.6 (Euclidean) and scores 99.38 % on LFW (dlib-models
   README). ``PersonGallery`` matches at 0.5, stricter (docs/persons.md).
 
 The ResNet runs in PyTorch (``dlib_resnet.py``: the same network and weights, read from the same
-file; its vectors equal dlib's to ~1e-6), several times faster than ``dlib-bin``'s own build on a
-CPU, or in dlib where torch cannot be imported or the file is not what the port reads. ``name``
-says which. Still tens of ms per face (docs/persons.md), so the engine asks for an embedding at
-a track's start and at whole-frame searches only (``identity.PersonIdentifier``).
+file; its vectors are dlib's to within 5e-7 on real faces), ~10x faster than ``dlib-bin``'s own
+build on one CPU thread, or in dlib where torch cannot be imported or the file is not what the
+port reads. ``name`` says which. Still ~10 ms per face or more (docs/persons.md), so the engine
+asks for an embedding at a track's start and at whole-frame searches only
+(``identity.PersonIdentifier``).
 """
 from __future__ import annotations
 
-import numpy as np
-
 import logging
+
+import numpy as np
 
 from ..errors import WeightsMissingError
 from ..faces.dlib_detectors import DLIB_HOW_TO_GET, import_dlib
