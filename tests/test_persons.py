@@ -228,18 +228,42 @@ def test_a_new_track_that_turns_out_to_be_someone_seen_before_is_merged_into_the
     assert ids.gallery.ids() == [a]
 
 
+def test_a_new_track_whose_views_disagree_takes_the_earlier_id_without_its_doubtful_first_view():
+    """Person A seen (1). A track starts on a view 0.9 from A (2: a new id), then shows A (1
+    again): 0.9 from its own first view too, so that first view may be a poor one or another face
+    (a tracker jump). The track is A from now on; the provisional id is dropped, not merged, so
+    A's samples never get the doubtful view (a later face like view 2 is a new person, not A)."""
+    views = {1: unit(1.0), 2: unit(1 - 0.9 ** 2 / 2, math.sqrt(1 - (1 - 0.9 ** 2 / 2) ** 2))}
+    box = Box(10, 20, 40, 40)
+    ids = PersonIdentifier(PixelEmbedder(views), enrol_every_s=0.5)
+    a = ids.identify("", "face_1", scene((10, 1)), box, True, 0.0)
+    ids.release("", "face_1")
+    provisional = ids.identify("", "face_2", scene((10, 2)), box, True, 5.0)
+    assert provisional != a
+    assert ids.identify("", "face_2", scene((10, 1)), box, True, 5.5) == a
+    assert ids.gallery.ids() == [a]
+    assert len(ids.gallery._persons[a].embeddings) == 2  # A's first view and the track's view of A
+    assert ids.identify("", "face_2", scene((10, 1)), box, False, 5.6) == a  # and keeps it
+    ids.release("", "face_2")
+    assert ids.identify("", "face_3", scene((10, 2)), box, True, 20.0) not in (a, provisional)
+
+
 def test_a_view_unlike_the_tracks_person_is_not_learnt():
     """A track that jumped to another face must not teach the gallery that face."""
-    ids = PersonIdentifier(PixelEmbedder(), refresh_s=1.0)
+    ids = PersonIdentifier(PixelEmbedder(), refresh_s=1.0, enrol_views=1)  # enrolled at its first view
     box = Box(10, 20, 40, 40)
     a = ids.identify("", "face_1", scene((10, 3)), box, True, 0.0)
     b = ids.identify("", "face_9", scene((100, 4)), Box(100, 20, 40, 40), True, 0.0)  # person 4, elsewhere
     ids.release("", "face_9")
-    # a new person's track now shows b: no merge of a into b, a keeps its id...
-    assert ids.identify("", "face_1", scene((10, 4)), box, True, 2.0) == a
+    # the new person's track now shows b: it is b from now on, a stays a person of its own...
+    assert ids.identify("", "face_1", scene((10, 4)), box, True, 2.0) == b
+    assert ids.identify("", "face_1", scene((10, 4)), box, False, 2.1) == b
     assert ids.gallery.ids() == [a, b]
     ids.release("", "face_1")
-    assert ids.identify("", "face_2", scene((10, 4)), box, True, 9.0) == b  # ...but a did not learn 4
+    assert ids.identify("", "face_2", scene((10, 3)), box, True, 9.0) == a  # ...with its own face
+    ids.release("", "face_2")
+    assert ids.identify("", "face_3", scene((10, 4)), box, True, 20.0) == b  # and a did not learn 4
+    assert len(ids.gallery._persons[a].embeddings) == 2  # 3 at 0 s and at 9 s
 
 
 def test_enrolment_learns_the_tracks_views_even_when_its_first_view_was_off():
@@ -324,13 +348,13 @@ def test_engine_puts_person_ids_on_estimates_and_ends_them_with_the_track():
     embedder = PixelEmbedder()
     engine = PerceptionEngine(ConvModel(), ScriptedDetector(faces), EngineConfig(device="cpu", min_hits=1, smoothing="none",
                                                                                     track_memory_s=0.0),
-                              identity=PersonIdentifier(embedder, refresh_s=100.0))
+                              identity=PersonIdentifier(embedder, refresh_s=100.0, enrol_views=1))
     out = [engine.process(Frame(img, stamp_ns=int(i * 0.1 * 1e9))) for i, img in enumerate(images)]
     first, other, back = out[0][0], out[20][0], out[40][0]
     assert [e[0].person_id for e in out[:5]] == ["person_1"] * 5
     assert other.person_id == "person_2" and back.person_id == "person_1"
     assert back.face_id != first.face_id and back.subject_id == "person_1"
-    assert embedder.calls == 3  # one per track start
+    assert embedder.calls == 3  # one per track start (enrol_views=1: no enrolment views)
     assert "identify" in out[0][0].timings_ms
 
 

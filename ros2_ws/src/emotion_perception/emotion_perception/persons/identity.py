@@ -13,12 +13,18 @@ embedding is computed only
   new person several chances to be recognised as someone seen before;
 - after that, on a whole-frame search at most every ``refresh_s`` seconds of camera time.
 
-Each view is learnt (joins the person's samples) when it is close to the track's person: within
-the model's own same-identity radius ``same_track`` while the track enrols (the tracker's
-continuity vouches for it), within the gallery's stricter threshold afterwards. A view unlike the
-person is not learnt: a track that jumped to another face must not teach the gallery a wrong
-face, nor merge two people. A track that started as a new person and whose view now matches
-someone seen before is that person: the new id is merged into the old one.
+Each view is learnt (joins the person's samples) when it is close to the track's person: while
+the track enrols, within the model's own same-identity radius ``same_track`` of the person's
+samples or of the track's own earlier views (the tracker's continuity vouches for them), after
+that within the gallery's stricter threshold. A view unlike the person is not learnt: a track
+that jumped to another face must not teach the gallery a wrong face, nor merge two people.
+
+A track that started as a new person and whose view now matches someone seen before (within
+the threshold) is that person from now on. Its provisional id is merged into theirs when that
+view also agrees with the track's earlier views (one face all along). Otherwise views of
+doubtful origin never join a person seen before: while the track enrols, its provisional id and
+few views are dropped (a poor first view, or a tracker jump); after that they stay a person of
+their own (the tracker jumped away from someone enrolled).
 
 Between those, a track keeps its person id. So the embedding runs a few times per track start
 and once per ``refresh_s``, never per frame (docs/persons.md has the measured cost).
@@ -50,7 +56,7 @@ class PersonIdentifier:
     """Thread-safe; ``embedder`` has ``embed(rgb, box) -> vector | None`` (``DlibFaceEmbedder``)."""
 
     def __init__(self, embedder, gallery: PersonGallery | None = None, refresh_s: float = 5.0,
-                 enrol_views: int = 4, enrol_every_s: float = 0.5, same_track: float = SAME_TRACK):
+                 enrol_views: int = 4, enrol_every_s: float = 0.25, same_track: float = SAME_TRACK):
         if not callable(getattr(embedder, "embed", None)):
             raise TypeError(f"embedder must have embed(rgb, box), got {type(embedder).__name__}")
         for name, value in (("refresh_s", refresh_s), ("enrol_every_s", enrol_every_s)):
@@ -95,16 +101,32 @@ class PersonIdentifier:
                     self._tracks[key] = _TrackIdentity(person_id, now, [embedding], False)
                 return self._tracks[key].person_id
             state.embedded_at = now
-            if not self._learnable(state, embedding):
-                self.gallery.update(state.person_id)  # seen, but this view is not learnt
-                return state.person_id
+            enrolling = len(state.views) < self.enrol_views
+            learnable = self._learnable(state, embedding)
             if state.new_person:
                 earlier, _ = self.gallery.match(embedding, exclude=busy | {state.person_id})
                 if earlier is not None:
-                    self.gallery.merge(state.person_id, earlier)
-                    state.person_id, state.new_person = earlier, False
-            self.gallery.update(state.person_id, embedding)
+                    if learnable:  # one face all along: the track's views go to the earlier person
+                        self.gallery.merge(state.person_id, earlier)
+                        self._rename(state.person_id, earlier)
+                    elif enrolling:  # a poor first view, or a jump: its few views are dropped
+                        self.gallery.forget(state.person_id)
+                        self._rename(state.person_id, earlier)
+                    else:  # an enrolled person, and the tracker jumped to someone seen before
+                        self.gallery.update(state.person_id)
+                        state.person_id, state.new_person = earlier, False
+                    learnable = True
+            if learnable:
+                self.gallery.update(state.person_id, embedding)
+            else:
+                self.gallery.update(state.person_id)  # seen, but this view is not learnt
             return state.person_id
+
+    def _rename(self, old: str, new: str) -> None:
+        """Tracks (of any camera) that showed ``old`` show ``new``, a person seen before."""
+        for state in self._tracks.values():
+            if state.person_id == old:
+                state.person_id, state.new_person = new, False
 
     def _due(self, state: _TrackIdentity) -> float:
         """Camera seconds after its last embedding that a track is embedded again."""
