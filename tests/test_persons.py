@@ -188,6 +188,32 @@ def test_identify_embeds_at_track_start_then_enrols_then_refreshes_only_at_searc
     assert ids.gallery.ids() == ["person_1"]
 
 
+def test_identify_frame_embeds_the_due_faces_of_a_frame_in_one_batch():
+    class BatchEmbedder(PixelEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def embed_many(self, rgb, boxes):
+            self.batches.append(len(boxes))
+            return [self.embed(rgb, b) for b in boxes]
+
+    embedder = BatchEmbedder()
+    ids = PersonIdentifier(embedder, enrol_views=2, enrol_every_s=0.5)
+    img = scene((10, 3), (100, 4), (150, 5))
+    two = [("face_1", Box(10, 20, 40, 40)), ("face_2", Box(100, 20, 40, 40))]
+    assert ids.identify_frame("", img, two, True, 0.0) == ["person_1", "person_2"]
+    assert ids.identify_frame("", img, two, False, 0.1) == ["person_1", "person_2"]  # followed: none due
+    # a search: the two enrol (0.6 s on), a third face starts; all three in one batch, in order
+    three = two + [("face_3", Box(150, 20, 40, 40))]
+    assert ids.identify_frame("", img, three, True, 0.6) == ["person_1", "person_2", "person_3"]
+    assert embedder.batches == [2, 3]
+    assert ids.identify_frame("", img, three, True, 0.8) == ["person_1", "person_2", "person_3"]  # too soon
+    assert ids.identify_frame("", img, three, True, 1.1) == ["person_1", "person_2", "person_3"]
+    assert embedder.batches == [2, 3, 1]  # only face_3 enrols (face_1/2 have their 2 views)
+    assert embedder.calls == 6
+
+
 def test_two_faces_of_one_frame_are_two_people_even_if_they_look_alike():
     ids = PersonIdentifier(PixelEmbedder())
     img = scene((10, 3), (100, 3))

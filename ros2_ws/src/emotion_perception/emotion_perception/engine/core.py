@@ -285,9 +285,15 @@ class PerceptionEngine:
                     self.identity.release(frame.source, track_id)
             faces.extend((i, track) for track in update.visible if track.hits >= self.config.min_hits)
         t_detect = time.perf_counter()
-        persons = [self.identity.identify(frames[i].source, track.track_id, frames[i].image, track.box,
-                                          i in searched_frames, states[i].tracker.now) if self.identity is not None else ""
-                   for i, track in faces]
+        persons = [""] * len(faces)
+        if self.identity is not None:
+            for i in sorted({i for i, _ in faces}):  # one call per frame: its new faces embedded in one batch
+                rows = [j for j, (k, _) in enumerate(faces) if k == i]
+                ids = self.identity.identify_frame(frames[i].source, frames[i].image,
+                                                   [(faces[j][1].track_id, faces[j][1].box) for j in rows],
+                                                   i in searched_frames, states[i].tracker.now)
+                for j, person_id in zip(rows, ids):
+                    persons[j] = person_id
         t_identify = time.perf_counter()
 
         # crops and scenes, resized straight into the (pinned) staging buffers

@@ -53,7 +53,8 @@ class _TrackIdentity:
 
 
 class PersonIdentifier:
-    """Thread-safe; ``embedder`` has ``embed(rgb, box) -> vector | None`` (``DlibFaceEmbedder``)."""
+    """Thread-safe; ``embedder`` has ``embed(rgb, box) -> vector | None`` and, optionally,
+    ``embed_many(rgb, boxes)`` (``DlibFaceEmbedder`` has both)."""
 
     def __init__(self, embedder, gallery: PersonGallery | None = None, refresh_s: float = 5.0,
                  enrol_views: int = 4, enrol_every_s: float = 0.25, same_track: float = SAME_TRACK):
@@ -79,48 +80,68 @@ class PersonIdentifier:
 
     def identify(self, source: str, track_id: str, rgb: np.ndarray, box: Box, searched: bool, now: float) -> str:
         """The person id of this track in this frame ("" while no embedding could be made)."""
-        key = (source, track_id)
+        return self.identify_frame(source, rgb, [(track_id, box)], searched, now)[0]
+
+    def identify_frame(self, source: str, rgb: np.ndarray, faces: list[tuple[str, Box]], searched: bool,
+                       now: float) -> list[str]:
+        """``identify`` of each (track id, box) of one frame, in order; the faces due an embedding
+        are embedded together (one forward pass where the embedder has ``embed_many``)."""
         with self._lock:
             if searched and now - self._expired_at >= EXPIRE_EVERY_S:
                 self._expired_at = now
                 self.gallery.expire()
-            state = self._tracks.get(key)
-            if state is not None and not (searched and now - state.embedded_at >= self._due(state)):
-                return state.person_id
-            embedding = self.embedder.embed(rgb, box)
-            if embedding is None:
-                return "" if state is None else state.person_id
-            self.embeddings += 1
-            busy = {s.person_id for k, s in self._tracks.items() if k[0] == source and k != key}
-            if state is None:
-                person_id, _ = self.gallery.match(embedding, exclude=busy)
-                if person_id is None:
-                    self._tracks[key] = _TrackIdentity(self.gallery.add(embedding), now, [embedding], True)
-                else:
-                    self.gallery.update(person_id, embedding)
-                    self._tracks[key] = _TrackIdentity(person_id, now, [embedding], False)
-                return self._tracks[key].person_id
-            state.embedded_at = now
-            enrolling = len(state.views) < self.enrol_views
-            learnable = self._learnable(state, embedding)
-            if state.new_person:
-                earlier, _ = self.gallery.match(embedding, exclude=busy | {state.person_id})
-                if earlier is not None:
-                    if learnable:  # one face all along: the track's views go to the earlier person
-                        self.gallery.merge(state.person_id, earlier)
-                        self._rename(state.person_id, earlier)
-                    elif enrolling:  # a poor first view, or a jump: its few views are dropped
-                        self.gallery.forget(state.person_id)
-                        self._rename(state.person_id, earlier)
-                    else:  # an enrolled person, and the tracker jumped to someone seen before
-                        self.gallery.update(state.person_id)
-                        state.person_id, state.new_person = earlier, False
-                    learnable = True
-            if learnable:
-                self.gallery.update(state.person_id, embedding)
+            due = [k for k, (track_id, _) in enumerate(faces) if self._embedding_due((source, track_id), searched, now)]
+            embeddings = dict(zip(due, self._embed(rgb, [faces[k][1] for k in due])))
+            return [self._identify((source, track_id), embeddings[k], now) if k in embeddings
+                    else self._tracks[(source, track_id)].person_id for k, (track_id, _) in enumerate(faces)]
+
+    def _embedding_due(self, key: tuple[str, str], searched: bool, now: float) -> bool:
+        state = self._tracks.get(key)
+        return state is None or (searched and now - state.embedded_at >= self._due(state))
+
+    def _embed(self, rgb: np.ndarray, boxes: list[Box]) -> list[np.ndarray | None]:
+        if not boxes:
+            return []
+        embed_many = getattr(self.embedder, "embed_many", None)
+        return list(embed_many(rgb, boxes)) if callable(embed_many) else [self.embedder.embed(rgb, b) for b in boxes]
+
+    def _identify(self, key: tuple[str, str], embedding: np.ndarray | None, now: float) -> str:
+        """The track's person id, given its new view (None: no embedding could be made)."""
+        state = self._tracks.get(key)
+        if embedding is None:
+            return "" if state is None else state.person_id
+        self.embeddings += 1
+        source = key[0]
+        busy = {s.person_id for k, s in self._tracks.items() if k[0] == source and k != key}
+        if state is None:
+            person_id, _ = self.gallery.match(embedding, exclude=busy)
+            if person_id is None:
+                self._tracks[key] = _TrackIdentity(self.gallery.add(embedding), now, [embedding], True)
             else:
-                self.gallery.update(state.person_id)  # seen, but this view is not learnt
-            return state.person_id
+                self.gallery.update(person_id, embedding)
+                self._tracks[key] = _TrackIdentity(person_id, now, [embedding], False)
+            return self._tracks[key].person_id
+        state.embedded_at = now
+        enrolling = len(state.views) < self.enrol_views
+        learnable = self._learnable(state, embedding)
+        if state.new_person:
+            earlier, _ = self.gallery.match(embedding, exclude=busy | {state.person_id})
+            if earlier is not None:
+                if learnable:  # one face all along: the track's views go to the earlier person
+                    self.gallery.merge(state.person_id, earlier)
+                    self._rename(state.person_id, earlier)
+                elif enrolling:  # a poor first view, or a jump: its few views are dropped
+                    self.gallery.forget(state.person_id)
+                    self._rename(state.person_id, earlier)
+                else:  # an enrolled person, and the tracker jumped to someone seen before
+                    self.gallery.update(state.person_id)
+                    state.person_id, state.new_person = earlier, False
+                learnable = True
+        if learnable:
+            self.gallery.update(state.person_id, embedding)
+        else:
+            self.gallery.update(state.person_id)  # seen, but this view is not learnt
+        return state.person_id
 
     def _rename(self, old: str, new: str) -> None:
         """Tracks (of any camera) that showed ``old`` show ``new``, a person seen before."""
