@@ -208,15 +208,17 @@ def test_configure_fails_cleanly_on_an_unknown_profile(lite_profile):
 
 def test_person_ids_and_the_forget_persons_service(lite_profile, astronaut, tmp_path):
     """The astronaut gets a person id; the service erases one person, then everyone, and says so;
-    with gallery_path the embeddings are in the file after cleanup, and gone after forgetting."""
+    with gallery_path the embeddings are in the file after cleanup, and gone after forgetting;
+    gallery_threshold sets the gallery's matching distance."""
     from emotion_msgs.srv import ForgetPersons
 
     from emotion_perception.persons import PersonGallery
 
     path = tmp_path / "gallery.npz"
-    g = Graph(gallery_path=str(path), gallery_retention_s=600.0)
+    g = Graph(gallery_path=str(path), gallery_retention_s=600.0, gallery_threshold=0.45)
     try:
         activate(g)
+        assert g.node._gallery.threshold == 0.45  # the parameter reaches the gallery
         stamp = 1_700_000_000 * 10**9
         state = g.publish_until_result(g.raw, g.image(astronaut, stamp), stamp).states[0]
         assert state.person_id == "person_1" and state.face_id == "face_1"

@@ -17,6 +17,10 @@ NODE_PARAMETERS: tuple[Param, ...] = (
           "restarts", type="str", unset="memory only, forgotten at cleanup or exit", at_configure=True),
     Param("gallery_retention_s", 86400.0, "With gallery_path: erase a person unseen for this long",
           low=1.0, high=31536000.0, unit="s", at_configure=True),
+    Param("gallery_threshold", 0.5, "Largest face-embedding distance at which a face is taken for a "
+          "person seen before: lower splits one person into several ids more often, higher risks two "
+          "people sharing one (docs/persons.md has the measured distances)", low=0.2, high=0.6,
+          unit="distance", at_configure=True),
     # Input.
     Param("image_topics", ["image"], "Camera topics, one subscription each (remap 'image' for one "
           "camera); frames of all cameras are batched through one engine", at_configure=True),

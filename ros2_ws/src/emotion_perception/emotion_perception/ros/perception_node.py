@@ -205,7 +205,8 @@ class PerceptionNode(LifecycleNode):
             v = self._values
             if v["identity"]:
                 path = v.get("gallery_path") or None
-                self._gallery = PersonGallery(path=path, retention_s=v["gallery_retention_s"] if path else None)
+                self._gallery = PersonGallery(threshold=v["gallery_threshold"], path=path,
+                                              retention_s=v["gallery_retention_s"] if path else None)
             self._load_engine()
             self._create_interfaces()
         except Exception as err:  # a bad parameter or missing weights: stay unconfigured, say why
