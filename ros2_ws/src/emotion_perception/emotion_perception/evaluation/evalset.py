@@ -52,7 +52,7 @@ from ..labels import CLASS_NAMES, NUM_CLASSES, class_id
 from ..llm.context import ContextConfig
 from ..types import Box, Frame
 from . import breakdown
-from . import context_eval
+from . import context_eval, identity_score
 from .labels_file import LabelsError, non_negative_number
 from .metrics import scores_from_confusion
 from .plots import plot_confusion
@@ -432,16 +432,32 @@ def score_item(engine, item: EvalItem, repeats: int = 1, progress=None,
 class EvalSetResult:
     items: list[ItemScore]
     overall: ItemScore
+    identity: dict | None = None  # identity_score.score_identity, with an identities file
 
     def to_dict(self) -> dict:
         return {"overall": self.overall.to_dict(), "items": [i.to_dict() for i in self.items],
-                "class_order": list(SCORE_CLASSES)}
+                "class_order": list(SCORE_CLASSES), "identity": self.identity}
+
+
+def identity_appearances(items: list[ItemScore], identities: dict[tuple[str, str], str]):
+    """Each scored item as one appearance of the real people its listed faces show."""
+    appearances = []
+    for item in items:
+        seen: dict[str, Counter] = {}
+        for face, ids in item.person_ids.items():
+            person = identity_score.person_of(identities, item.name, face)
+            if person is not None:
+                seen.setdefault(person, Counter()).update(ids)
+        appearances.append((item.name, seen))
+    return appearances
 
 
 def run_eval_set(engine, items: list[EvalItem], progress: bool = True,
-                 context: ContextConfig | None = None) -> EvalSetResult:
+                 context: ContextConfig | None = None, identities: dict | None = None) -> EvalSetResult:
     """Score every item with one engine; a progress bar over all frames when ``progress``;
-    ``context``: the LLM bridge's context configuration for "what the LLM hears" (the node's defaults)."""
+    ``context``: the LLM bridge's context configuration for "what the LLM hears" (the node's defaults);
+    ``identities`` (``identity_score.load_identities``): also score re-identification, the
+    items in this order being the appearances (the engine's gallery outlives its per-item reset)."""
     repeats = max(1, int(getattr(engine.config, "min_hits", 1)))
     bar = None
     if progress:
@@ -459,7 +475,10 @@ def run_eval_set(engine, items: list[EvalItem], progress: bool = True,
     finally:
         if bar is not None:
             bar.close()
-    return EvalSetResult(scores, overall)
+    identity = None
+    if identities is not None:
+        identity = identity_score.score_identity(identity_appearances(scores, identities))
+    return EvalSetResult(scores, overall, identity)
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -535,9 +554,28 @@ def write_eval_set_report(result: EvalSetResult, out_dir: str | Path, title: str
                                           "delay median / p90 s", "wrong s (episodes)"),
          [context_eval.item_row(i) for i in data["items"]]),
     ]
+    if data["identity"] is not None:
+        sections.append(("Who is who (re-identification, against the identities file)", ("metric", "value"),
+                         identity_rows(data["identity"])))
     context = [(str(k), str(v)) for k, v in (info or {}).items()]
     paths.update(write_pages(out, title, context, sections, paths))
     return paths
+
+
+def identity_rows(identity: dict) -> list[tuple[str, str]]:
+    """The identity scores as (metric, value) rows, failures named."""
+    rows = [
+        ("returns that got their earlier person id",
+         f"{identity['returns_matched']} of {identity['returns']} ({_pct(identity['return_match_rate'])})"),
+        ("false merges (pairs of different people sharing a person id)",
+         f"{identity['false_merges']} of {identity['pairs']} pairs"),
+        ("groups given one person id each", f"{identity['groups_with_one_id_each']} of {len(identity['groups'])}"),
+        ("person ids given / people", f"{identity['person_ids_given']} / {identity['people']}"),
+    ]
+    rows += [(f"missed return: {f['person']} in {f['appearance']}", f"{f['got']} (before: {f['before']})")
+             for f in identity["return_failures"]]
+    rows += [(f"merged: {' and '.join(m['people'])}", ", ".join(m["person_ids"])) for m in identity["merged_pairs"]]
+    return rows
 
 
 def summary_line(overall: dict) -> str:
