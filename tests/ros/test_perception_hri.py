@@ -8,7 +8,8 @@ images and /emotions say, frame by frame (the id lists carry the image's stamp w
 - each face's /humans/faces/<id>/expression is a valid hri_msgs/Expression: one of hri_msgs' own
   expression constants for the class /emotions names, with its valence, arousal and confidence;
 - /humans/persons/tracked lists the person ids /emotions' EmotionState.person_id carries, and
-  /humans/persons/<id>/face_id is the face id /emotions pairs with that person;
+  /humans/persons/<id>/face_id, subscribed to latched as ROS4HRI's libhri does, is the face id
+  /emotions pairs with that person;
 - whoever leaves leaves both lists, and their per-id topics lose their publisher; a blank view
   empties both lists;
 - people who come back are listed under their old person ids, and each person's face_id names
@@ -33,7 +34,7 @@ pytest.importorskip(
            "OVERLAY [VENV], then . OVERLAY/env.sh (docs/ros.md)")
 
 from hri_msgs.msg import Expression, IdsList  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -43,6 +44,8 @@ from test_perception_node import Graph, activate  # noqa: E402
 
 TOPIC = "hri_cam"
 CAMERA_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)  # nothing lost in transport
+# how ROS4HRI's libhri subscribes to /humans/persons/<id>/face_id (REP-155: latched)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # our class names -> hri_msgs' constants, written out here from hri_msgs/msg/Expression.msg
 EXPECTED = {"happy": Expression.HAPPY, "sad": Expression.SAD, "neutral": Expression.NEUTRAL,
             "angry": Expression.ANGRY, "surprise": Expression.SURPRISED, "disgust": Expression.DISGUSTED,
@@ -108,7 +111,7 @@ class Hri:
         if person_id not in self.face_of:
             self.face_of[person_id] = []
             self.g.peer.create_subscription(String, f"/humans/persons/{person_id}/face_id",
-                                            lambda m: self.face_of[person_id].append(m.data), 100)
+                                            lambda m: self.face_of[person_id].append(m.data), LATCHED)
 
     def publishers(self, topic: str) -> int:
         return self.g.peer.count_publishers(topic)

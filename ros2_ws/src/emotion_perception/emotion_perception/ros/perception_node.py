@@ -23,7 +23,8 @@ Topics (relative names, so namespaces and remapping work):
   ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``/diagnostics`` (2 Hz: the
   node, then one status per camera); with hri_msgs installed, ``/humans/faces/<id>/expression``
   (hri_msgs/Expression) and ``/humans/faces/tracked`` (hri_msgs/IdsList), and for re-identified
-  persons ``/humans/persons/tracked`` (IdsList) and ``/humans/persons/<id>/face_id`` (std_msgs/String).
+  persons ``/humans/persons/tracked`` (IdsList) and ``/humans/persons/<id>/face_id`` (std_msgs/String,
+  latched: transient local, as ROS4HRI's libhri subscribes to it).
 - service: ``forget_persons`` (emotion_msgs/ForgetPersons): erase one person's or everyone's
   re-identification data, in memory and in the opt-in gallery file (docs/persons.md).
 
@@ -112,6 +113,10 @@ _QOS = {
 }
 _OFFERED = {ReliabilityPolicy.RELIABLE: RELIABLE, ReliabilityPolicy.BEST_EFFORT: BEST_EFFORT}
 QOS_RECHECK_S = 1.0  # how often image_qos auto looks at the publishers again
+# REP-155's latched topics (/humans/persons/<id>/face_id): ROS4HRI's libhri subscribes to them
+# transient local and reliable, which a volatile publisher does not serve (incompatible QoS)
+_LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class PerceptionNode(LifecycleNode):
@@ -491,7 +496,7 @@ class PerceptionNode(LifecycleNode):
             for person_id, face_id in persons.items():
                 pub = self._person_pubs.get(person_id)
                 if pub is None:
-                    pub = self.create_publisher(String, f"/humans/persons/{person_id}/face_id", 1)
+                    pub = self.create_publisher(String, f"/humans/persons/{person_id}/face_id", _LATCHED)
                     self._person_pubs[person_id] = pub
                 pub.publish(String(data=face_id))
             now = time.monotonic()
