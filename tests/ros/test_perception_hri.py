@@ -61,11 +61,11 @@ def read_rgb(path) -> np.ndarray:
 
 
 class Camera:
-    """Publishes the current scene at 10 Hz, each frame with a new stamp; remembers which scene
-    each stamp showed."""
+    """Publishes the current scene (10 Hz unless told), each frame with a new stamp; remembers which
+    scene each stamp showed."""
 
-    def __init__(self, g: Graph, scenes: dict[str, np.ndarray]):
-        self.g, self.scenes, self.scene = g, scenes, None
+    def __init__(self, g: Graph, scenes: dict[str, np.ndarray], hz: float = 10.0):
+        self.g, self.scenes, self.scene, self.period = g, scenes, None, 1.0 / hz
         self.pub = g.peer.create_publisher(Image, TOPIC, CAMERA_QOS)
         self.sent: dict[int, str] = {}
         self._stop = threading.Event()
@@ -76,7 +76,7 @@ class Camera:
         self.scene = scene
 
     def _loop(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(self.period):
             scene = self.scene
             if scene is None:
                 continue
@@ -132,6 +132,17 @@ def answered(g: Graph, camera: Camera, hri: Hri, scene: str, settle: int = 0):
     return [(s, states[s], faces[s], persons[s]) for s in stamps[settle:]]
 
 
+def waiting(g: Graph, camera: Camera, hri: Hri, scene: str, condition, timeout: float, what: str):
+    """wait_for, saying on timeout what the last frames of ``scene`` gave."""
+    try:
+        return wait_for(condition, timeout, what)
+    except AssertionError as err:
+        last = [(s, [(st.face_id, st.person_id) for st in states], faces, persons)
+                for s, states, faces, persons in answered(g, camera, hri, scene)[-5:]]
+        raise AssertionError(f"{err}; last {scene} frames (stamp, /emotions, faces, persons): {last}; "
+                             f"{len(camera.sent)} frames sent, {len(g.arrays)} answered") from None
+
+
 def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared_data):
     import cv2
 
@@ -155,8 +166,9 @@ def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared
 
         # --- two people in view
         camera.show("both")
-        frames = wait_for(lambda: len(answered(g, camera, hri, "both")) >= 5 and answered(g, camera, hri, "both"),
-                          90, "5 frames of two people answered on /emotions and the tracked lists")
+        frames = waiting(g, camera, hri, "both",
+                         lambda: len(answered(g, camera, hri, "both")) >= 5 and answered(g, camera, hri, "both"),
+                         90, "5 frames of two people answered on /emotions and the tracked lists")
         for stamp, states, faces, persons in frames:
             assert len(states) == 2, f"two people in the image, /emotions has {len(states)} faces"
             assert faces == sorted(s.face_id for s in states), (stamp, faces)
@@ -196,8 +208,8 @@ def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared
 
         # --- the person on the right leaves: only the left one stays listed, and keeps their ids
         camera.show("left")
-        wait_for(lambda: any(f == [on_left] for _, _, f, _ in answered(g, camera, hri, "left")), 30,
-                 "the right face to leave /humans/faces/tracked")
+        waiting(g, camera, hri, "left", lambda: any(f == [on_left] for _, _, f, _ in answered(g, camera, hri, "left")),
+                30, f"the right face to leave /humans/faces/tracked, {on_left} on the left staying")
         time.sleep(1.0)  # more frames with one person
         frames = answered(g, camera, hri, "left")
         gone = next(i for i, (_, _, faces, _) in enumerate(frames) if faces == [on_left])
@@ -216,8 +228,8 @@ def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared
 
         # --- nobody in view: both lists empty, no per-id topic left
         camera.show("blank")
-        wait_for(lambda: any(f == [] and p == [] for _, _, f, p in answered(g, camera, hri, "blank")), 30,
-                 "both tracked lists to empty")
+        waiting(g, camera, hri, "blank", lambda: any(f == [] and p == [] for _, _, f, p in answered(g, camera, hri, "blank")),
+                30, "both tracked lists to empty")
         last = answered(g, camera, hri, "blank")[-1]
         assert last[1] == [] and last[2] == [] and last[3] == [], last
         for topic in (f"/humans/faces/{on_left}/expression", f"/humans/persons/{left_person}/face_id"):
@@ -226,8 +238,9 @@ def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared
         # --- both come back: the same people, so the same person ids (the face ids are the
         # tracker's: it may give a face that comes back where it left its old id again)
         camera.show("again")
-        frames = wait_for(lambda: [fr for fr in answered(g, camera, hri, "again") if len(fr[2]) == 2][-3:], 60,
-                          "both people listed again")
+        frames = waiting(g, camera, hri, "again",
+                         lambda: [fr for fr in answered(g, camera, hri, "again") if len(fr[2]) == 2][-3:], 60,
+                         "both people listed again")
         for stamp, states, faces, persons in frames:
             assert len(states) == 2 and faces == sorted(s.face_id for s in states), (faces, states)
             assert persons == sorted(people) == sorted(s.person_id for s in states), persons
@@ -246,6 +259,40 @@ def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared
         except AssertionError:
             raise AssertionError(f"faces {[list(m.ids) for m in hri.faces[listed[0] - 2:]]}, "
                                  f"persons {[list(m.ids) for m in hri.persons[listed[1] - 2:]]}") from None
+    finally:
+        if camera is not None:
+            camera.close()
+        g.close()
+
+
+def test_people_coming_and_going_do_not_stop_the_node(lite_profile, shared_data):
+    """The per-id topics are made and destroyed on the inference worker's thread while the executor
+    spins. A group photo shown in every other frame (the tracker's patience 0: its faces leave the
+    lists in the next frame without them) for 15 s must not stop the node's spin: a QoS event
+    handler of a destroyed publisher ended it now and then (rclpy, Jazzy)."""
+    face = read_rgb(shared_data / "images" / "multi_face.jpg")
+    g = Graph(image_topics=[TOPIC], identity=False, track_patience_s=0.0, detect_interval_s=0.0)
+    camera = None
+    try:
+        hri = Hri(g)
+        camera = Camera(g, {"face": face, "blank": np.zeros_like(face)}, hz=30.0)
+        wait_for(lambda: g.node.get_publishers_info_by_topic(f"{g.ns}/{TOPIC}"), 10, "the camera's discovery")
+        activate(g)
+        camera.show("face")
+        listed = wait_for(lambda: next((m.ids for m in list(hri.faces) if m.ids), None), 30, "the faces listed")
+        for face_id in listed:  # a consumer of each face (more for the executor to wait on)
+            hri.follow_face(face_id)
+        end = time.monotonic() + 15.0
+        while time.monotonic() < end:
+            camera.show("blank" if camera.scene == "face" else "face")
+            time.sleep(1 / 30)
+        camera.show("face")
+        sent = len(camera.sent)
+        waiting(g, camera, hri, "face", lambda: any(s in list(camera.sent)[sent:] for s, *_ in
+                                                   answered(g, camera, hri, "face")), 10, "the node to answer still")
+        lists = [bool(m.ids) for m in list(hri.faces)]
+        left = sum(1 for a, b in zip(lists, lists[1:]) if a and not b)
+        assert left >= 20, f"the faces left the list only {left} times: the test did not test"
     finally:
         if camera is not None:
             camera.close()
