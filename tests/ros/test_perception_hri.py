@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -53,8 +54,6 @@ EXPECTED = {"happy": Expression.HAPPY, "sad": Expression.SAD, "neutral": Express
 
 
 def read_rgb(path) -> np.ndarray:
-    import cv2
-
     bgr = cv2.imread(str(path))
     assert bgr is not None, path
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -121,15 +120,15 @@ def emotions_by_stamp(g: Graph) -> dict[int, list]:
     return {stamp_to_ns(a.header.stamp): list(a.states) for a in list(g.arrays)}
 
 
-def answered(g: Graph, camera: Camera, hri: Hri, scene: str, settle: int = 0):
-    """(stamp, states, face ids listed, person ids listed) of frames of ``scene`` answered on
-    /emotions and both tracked lists, skipping the first ``settle`` of them."""
+def answered(g: Graph, camera: Camera, hri: Hri, scene: str):
+    """(stamp, states, face ids listed, person ids listed) of the frames of ``scene`` answered on
+    /emotions and both tracked lists, in order."""
     states = emotions_by_stamp(g)
     faces = {stamp_to_ns(m.header.stamp): sorted(m.ids) for m in list(hri.faces)}
     persons = {stamp_to_ns(m.header.stamp): sorted(m.ids) for m in list(hri.persons)}
     stamps = sorted(s for s, name in list(camera.sent.items()) if name == scene and s in states and s in faces
                     and s in persons)
-    return [(s, states[s], faces[s], persons[s]) for s in stamps[settle:]]
+    return [(s, states[s], faces[s], persons[s]) for s in stamps]
 
 
 def waiting(g: Graph, camera: Camera, hri: Hri, scene: str, condition, timeout: float, what: str):
@@ -144,8 +143,6 @@ def waiting(g: Graph, camera: Camera, hri: Hri, scene: str, condition, timeout: 
 
 
 def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared_data):
-    import cv2
-
     # the astronaut's head, doubled to Grace Hopper's face size: the opencv detector looks at the
     # image shrunk to 256 px wide, where the whole photo's face would be too small beside hers
     left = cv2.resize(read_rgb(shared_data / "images" / "astronaut.png")[:256, 96:352], (512, 512))
@@ -185,13 +182,18 @@ def test_rep155_faces_and_persons_follow_the_people_in_view(lite_profile, shared
             hri.follow_face(face_id)
         for person_id in people:
             hri.follow_person(person_id)
-        wait_for(lambda: all(len(v) >= 3 for v in hri.expressions.values()), 30, "expressions of both faces")
-        states = emotions_by_stamp(g)
-        for face_id, messages in hri.expressions.items():
+        def expressions_with_emotions():
+            states = emotions_by_stamp(g)
+            pairs = {f: [(m, states[stamp_to_ns(m.header.stamp)]) for m in list(v) if stamp_to_ns(m.header.stamp)
+                         in states] for f, v in hri.expressions.items()}
+            return all(len(p) >= 3 for p in pairs.values()) and pairs
+
+        paired = wait_for(expressions_with_emotions, 30, "3 expressions of each face, with /emotions of their frame")
+        for face_id, pairs in paired.items():
             checked = 0
-            for msg in list(messages):
+            for msg, states in pairs:
                 stamp = stamp_to_ns(msg.header.stamp)
-                state = next(s for s in states.get(stamp, []) if s.face_id == face_id)
+                state = next(s for s in states if s.face_id == face_id)
                 assert camera.sent[stamp] == "both" and msg.header.frame_id == "head_camera"
                 assert msg.expression == EXPECTED[state.class_name], (msg.expression, state.class_name)
                 assert -1.0 <= msg.valence <= 1.0 and -1.0 <= msg.arousal <= 1.0 and 0.0 < msg.confidence <= 1.0
