@@ -23,7 +23,8 @@ Topics (relative names, so namespaces and remapping work):
   ``debug_image`` (sensor_msgs/Image, drawn only while subscribed), ``/diagnostics`` (2 Hz: the
   node, then one status per camera); with hri_msgs installed, ``/humans/faces/<id>/expression``
   (hri_msgs/Expression) and ``/humans/faces/tracked`` (hri_msgs/IdsList), and for re-identified
-  persons ``/humans/persons/tracked`` (IdsList) and ``/humans/persons/<id>/face_id`` (std_msgs/String).
+  persons ``/humans/persons/tracked`` (IdsList) and ``/humans/persons/<id>/face_id`` (std_msgs/String,
+  latched: transient local, as ROS4HRI's libhri subscribes to it).
 - service: ``forget_persons`` (emotion_msgs/ForgetPersons): erase one person's or everyone's
   re-identification data, in memory and in the opt-in gallery file (docs/persons.md).
 
@@ -71,9 +72,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
 try:  # Iron and later (Jazzy)
-    from rclpy.event_handler import SubscriptionEventCallbacks
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 except ImportError:  # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 from ..engine import LatestFrameWorker
 from ..images import ImageError
@@ -112,6 +113,21 @@ _QOS = {
 }
 _OFFERED = {ReliabilityPolicy.RELIABLE: RELIABLE, ReliabilityPolicy.BEST_EFFORT: BEST_EFFORT}
 QOS_RECHECK_S = 1.0  # how often image_qos auto looks at the publishers again
+# REP-155's latched topics (/humans/persons/<id>/face_id): ROS4HRI's libhri subscribes to them
+# transient local and reliable, which a volatile publisher does not serve (incompatible QoS)
+_LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _per_id_publisher(node, msg_type, topic: str, qos):
+    """A publisher of a REP-155 per-id topic, made and destroyed on the inference worker's thread as
+    people come and go. It gets no QoS event handlers (rclpy's default ones warn of incompatible
+    subscribers): those are executor waitables, and destroying a publisher while the executor
+    builds its wait set on the spinning thread raised InvalidHandle there (rclpy, Jazzy), which
+    ended the node's spin (tests/ros/test_perception_hri.py: in a few of some 40 runs, the node
+    stopped answering after a face left)."""
+    no_events = PublisherEventCallbacks(use_default_callbacks=False)
+    return node.create_publisher(msg_type, topic, qos, event_callbacks=no_events)
 
 
 class PerceptionNode(LifecycleNode):
@@ -486,13 +502,13 @@ class PerceptionNode(LifecycleNode):
             for face_id, est in faces.items():
                 pub = self._hri_pubs.get(face_id)
                 if pub is None:
-                    pub = self.create_publisher(self._types.Expression, f"/humans/faces/{face_id}/expression", 1)
+                    pub = _per_id_publisher(self, self._types.Expression, f"/humans/faces/{face_id}/expression", 1)
                     self._hri_pubs[face_id] = pub
                 pub.publish(estimate_to_expression(est, header, self._types.Expression))
             for person_id, face_id in persons.items():
                 pub = self._person_pubs.get(person_id)
                 if pub is None:
-                    pub = self.create_publisher(String, f"/humans/persons/{person_id}/face_id", 1)
+                    pub = _per_id_publisher(self, String, f"/humans/persons/{person_id}/face_id", _LATCHED)
                     self._person_pubs[person_id] = pub
                 pub.publish(String(data=face_id))
             now = time.monotonic()
