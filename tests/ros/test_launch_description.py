@@ -18,6 +18,17 @@ from launch.actions import OpaqueFunction  # noqa: E402
 from conftest import PACKAGE_DIR  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def package_installed():
+    """head.launch.py finds its config through the ament index (FindPackageShare)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        get_package_share_directory("emotion_perception")
+    except PackageNotFoundError:
+        pytest.skip("emotion_perception is not installed (colcon build; . install/setup.sh)")
+
+
 def launch(**arguments):
     """(module, context, entities) of head.launch.py as `ros2 launch` runs it: its arguments
     declared (defaults, or ``arguments``) and the OpaqueFunction that builds the nodes run."""
