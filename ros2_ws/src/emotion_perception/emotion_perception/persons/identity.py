@@ -123,7 +123,9 @@ class PersonIdentifier:
             return self._tracks[key].person_id
         state.embedded_at = now
         enrolling = len(state.views) < self.enrol_views
-        learnable = self._learnable(state, embedding)
+        learnable = self._learnable(state, embedding, enrolling)
+        if enrolling:
+            state.views.append(embedding)
         if state.new_person:
             earlier, _ = self.gallery.match(embedding, exclude=busy | {state.person_id})
             if earlier is not None:
@@ -153,14 +155,12 @@ class PersonIdentifier:
         """Camera seconds after its last embedding that a track is embedded again."""
         return self.enrol_every_s if len(state.views) < self.enrol_views else self.refresh_s
 
-    def _learnable(self, state: _TrackIdentity, embedding: np.ndarray) -> bool:
+    def _learnable(self, state: _TrackIdentity, embedding: np.ndarray, enrolling: bool) -> bool:
         """Whether a new view of the track may join its person's samples (see the module doc)."""
-        if len(state.views) >= self.enrol_views:
-            return self.gallery.distance(state.person_id, embedding) <= self.gallery.threshold
-        near = min(self.gallery.distance(state.person_id, embedding),
-                   min(float(np.linalg.norm(v - embedding)) for v in state.views))
-        state.views.append(embedding)
-        return near <= self.same_track
+        near = self.gallery.distance(state.person_id, embedding)
+        if not enrolling:
+            return near <= self.gallery.threshold
+        return min(near, *(float(np.linalg.norm(v - embedding)) for v in state.views)) <= self.same_track
 
     def release(self, source: str, track_id: str) -> None:
         """The track ended: its person was last seen now."""
