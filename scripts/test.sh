@@ -12,6 +12,7 @@ APT_PACKAGES=(
   python3-empy    # rosidl_adapter's .idl templates `import em`; python3-rosidl does not depend on it
   python3-lark    # rosidl_parser's grammar (a dependency of python3-rosidl, named so it is not assumed)
   cmake make g++  # colcon builds emotion_msgs' C/C++ typesupport below (colcon itself is in the venv)
+  python3-venv    # `python3 -m venv .venv` below: Debian's python3 has no ensurepip without it
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
